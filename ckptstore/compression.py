@@ -1,0 +1,87 @@
+"""Compression: how an object's canonical bytes are represented at rest.
+
+The representation is recorded per object as a codec number, next to the uncompressed
+length, so a store can hold objects written with different codecs and a reader never
+has to guess. Ids are computed before compression (see ``objects``), so changing the
+codec of an object never changes its id.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Final
+
+import zstandard
+
+from ckptstore.errors import MalformedData
+
+__all__ = ["MAX_OBJECT_BYTES", "RAW", "ZSTD", "Codec"]
+
+RAW: Final = 0
+ZSTD: Final = 1
+
+MAX_OBJECT_BYTES: Final = 256 * 1024 * 1024
+"""No object may decode to more than this: a guard against decompression bombs."""
+
+# zstd frames cost ~10 bytes of framing; below this size compression never pays.
+_MIN_COMPRESS = 48
+
+
+class Codec:
+    """Compresses and decompresses object payloads, reusing zstd contexts.
+
+    zstd contexts are costly to build and not thread-safe, so each thread gets its own
+    pair, built on first use and reused for every object after that.
+    """
+
+    def __init__(self, level: int = 3) -> None:
+        self.level = level
+        self._local = threading.local()
+
+    def _contexts(self) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+        pair: tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor] | None = getattr(
+            self._local, "pair", None
+        )
+        if pair is None:
+            # No zstd checksum: blake3 over the decompressed bytes already proves integrity.
+            compressor = zstandard.ZstdCompressor(
+                level=self.level, write_checksum=False, write_content_size=True
+            )
+            pair = (compressor, zstandard.ZstdDecompressor())
+            self._local.pair = pair
+        return pair
+
+    def compress(self, data: bytes) -> tuple[int, bytes]:
+        """Return ``(codec, payload)`` for ``data``: zstd when that is smaller, else raw."""
+        if len(data) < _MIN_COMPRESS:
+            return RAW, data
+        packed = self._contexts()[0].compress(data)
+        if len(packed) >= len(data):
+            return RAW, data
+        return ZSTD, packed
+
+    def decompress(self, codec: int, payload: bytes, raw_len: int) -> bytes:
+        """Return the original bytes, refusing anything that would exceed ``raw_len``.
+
+        Raises:
+            MalformedData: unknown codec, a damaged frame, or a length mismatch.
+        """
+        if not 0 <= raw_len <= MAX_OBJECT_BYTES:
+            raise MalformedData("object", f"declared length {raw_len} is out of range")
+        if codec == RAW:
+            data = payload
+        elif codec == ZSTD:
+            try:
+                declared = zstandard.frame_content_size(payload)
+                if declared not in (-1, raw_len):
+                    raise MalformedData(
+                        "zstd frame", f"frame declares {declared} bytes, expected {raw_len}"
+                    )
+                data = self._contexts()[1].decompress(payload, max_output_size=raw_len)
+            except zstandard.ZstdError as err:
+                raise MalformedData("zstd frame", str(err)) from None
+        else:
+            raise MalformedData("object", f"unknown codec {codec}")
+        if len(data) != raw_len:
+            raise MalformedData("object", f"decodes to {len(data)} bytes, expected {raw_len}")
+        return data

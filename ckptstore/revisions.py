@@ -1,0 +1,138 @@
+"""Revisions: turning a REF argument into a commit id.
+
+Accepted forms, each optionally followed by ``~N`` (N first-parents back; ``~`` alone
+and ``^`` mean one)::
+
+    HEAD                         the newest checkpoint of the current session
+    ckpt-20260123-120000-ab12cd34  a checkpoint id
+    <session> | sessions/<name>  the newest checkpoint of a session
+    <tag> | tags/<name>          a tagged checkpoint
+    <hex>                        a full or unambiguous short (4+ hex) commit id
+
+A name is looked up as a ref before it is tried as a short id, as git does.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from ckptstore.commits import CHECKPOINT_ID, checkpoint_id, read_commit
+from ckptstore.errors import (
+    AmbiguousRevision,
+    EmptySession,
+    InvalidRevision,
+    RevisionNotFound,
+)
+from ckptstore.objects import Kind
+from ckptstore.objectstore import ObjectStore
+from ckptstore.refs import HEAD, SESSION_PREFIX, TAG_PREFIX, Refs
+
+__all__ = ["parse_revision", "resolve_revision"]
+
+_SUFFIX: Final = re.compile(r"(~\d*|\^)$")
+_HEX: Final = re.compile(r"[0-9a-f]{4,64}")
+MAX_ANCESTRY: Final = 10_000_000
+
+
+def parse_revision(text: str) -> tuple[str, int]:
+    """Split a REF into its base and how many first-parents to walk back.
+
+    Raises:
+        InvalidRevision: if the text is empty or the count is not a number.
+    """
+    if not text or text != text.strip():
+        raise InvalidRevision(text, "it is empty or has surrounding whitespace")
+    base, back = text, 0
+    while True:
+        match = _SUFFIX.search(base)
+        if match is None:
+            break
+        token = match.group(1)
+        step = 1 if token in ("^", "~") else int(token[1:])
+        back += step
+        base = base[: match.start()]
+    if not base:
+        raise InvalidRevision(text, "it has no name before '~'")
+    if back > MAX_ANCESTRY:
+        raise InvalidRevision(text, f"{back} is too many generations")
+    return base, back
+
+
+def _by_checkpoint_id(objects: ObjectStore, text: str, match: re.Match[str]) -> bytes:
+    hits = [oid for oid, kind in objects.find(match.group(3)) if kind == Kind.COMMIT]
+    exact = [
+        oid for oid in hits if checkpoint_id(oid, read_commit(objects, oid).created_at) == text
+    ]
+    if len(exact) > 1:
+        raise AmbiguousRevision(text, [oid.hex() for oid in exact])
+    if not exact:
+        detail = "a commit has that id prefix but another timestamp" if hits else ""
+        raise RevisionNotFound(text, detail=detail)
+    return exact[0]
+
+
+def _by_name(refs: Refs, base: str) -> bytes | None:
+    if base.startswith((SESSION_PREFIX, TAG_PREFIX)):
+        return refs.backend.get_ref(base)
+    found = {
+        prefix + base: oid
+        for prefix in (SESSION_PREFIX, TAG_PREFIX)
+        if (oid := refs.backend.get_ref(prefix + base)) is not None
+    }
+    if len(found) > 1:
+        raise AmbiguousRevision(base, sorted(found))
+    return next(iter(found.values()), None)
+
+
+def _by_hex(objects: ObjectStore, base: str) -> bytes | None:
+    hits = objects.find(base)
+    commits = [oid for oid, kind in hits if kind == Kind.COMMIT]
+    if len(commits) > 1:
+        raise AmbiguousRevision(base, [oid.hex() for oid in commits])
+    if commits:
+        return commits[0]
+    if hits:
+        kind = hits[0][1]
+        raise RevisionNotFound(base, detail=f"it names a {kind.label}, not a checkpoint")
+    return None
+
+
+def _candidates(refs: Refs) -> list[str]:
+    return [*refs.sessions(), *(TAG_PREFIX + t for t in refs.tags())]
+
+
+def resolve_revision(objects: ObjectStore, refs: Refs, text: str) -> bytes:
+    """Return the commit id a REF names.
+
+    Raises:
+        InvalidRevision: malformed REF.
+        RevisionNotFound: nothing matches (the message lists known sessions and tags).
+        AmbiguousRevision: several things match.
+        EmptySession: HEAD names a session with no checkpoints yet.
+    """
+    base, back = parse_revision(text)
+    oid: bytes | None
+    if base == HEAD:
+        session = refs.current_session()
+        oid = refs.session_head(session)
+        if oid is None:
+            raise EmptySession(session, others=list(refs.sessions()))
+    elif (match := CHECKPOINT_ID.fullmatch(base)) is not None:
+        oid = _by_checkpoint_id(objects, base, match)
+    else:
+        oid = _by_name(refs, base)
+        if oid is None and _HEX.fullmatch(base):
+            oid = _by_hex(objects, base)
+        if oid is None:
+            if base == refs.current_session():
+                raise EmptySession(base, others=list(refs.sessions()))
+            raise RevisionNotFound(text, candidates=_candidates(refs))
+    for step in range(back):
+        commit = read_commit(objects, oid)
+        if not commit.parents:
+            raise RevisionNotFound(
+                text, detail=f"the history has only {step} checkpoint(s) before {base}"
+            )
+        oid = commit.parents[0]
+    return oid

@@ -1,0 +1,296 @@
+"""Snapshot: a checkpoint (the user's state) to and from its tree of objects.
+
+The root of a checkpoint is a map tree with up to six entries::
+
+    phase           the phase value (inline or a blob)
+    meta            map tree: agent_id, agent_tier, active_task_id, phases_completed
+                    and every top-level field the format does not name
+    tasks           list tree, one entry per task, in order
+    dependencies    list tree, one entry per dependency, in order
+    variables       map tree, one entry per variable
+    recent_outputs  list tree, one entry per output, in order
+
+A field absent from the state is absent from the root, so ``load`` gives back exactly
+what was committed. The store-owned fields (``STORE_OWNED``) are not stored in the tree:
+they are derived from the commit when a checkpoint is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from ckptstore.errors import InvalidCheckpoint, InvalidValue
+from ckptstore.objects import Kind, canonical, decode_trusted, pack_canonical
+from ckptstore.objectstore import ObjectStore
+from ckptstore.tokens import estimate_entry
+from ckptstore.trees import (
+    Entry,
+    Pending,
+    build_list,
+    build_map,
+    fetch_closure,
+    read_items,
+    resolve,
+    store_value,
+)
+
+__all__ = [
+    "FIELD_ORDER",
+    "STORE_OWNED",
+    "Built",
+    "edit_variables",
+    "empty_state",
+    "read_state",
+    "validate_state",
+    "write_state",
+]
+
+STORE_OWNED: Final = (
+    "checkpoint_id",
+    "created_at",
+    "session_id",
+    "content_hash",
+    "parent_checkpoint_id",
+    "estimated_tokens",
+)
+LIST_SECTIONS: Final = ("tasks", "dependencies", "recent_outputs")
+FIELD_ORDER: Final = (
+    "checkpoint_id",
+    "created_at",
+    "session_id",
+    "phase",
+    "phases_completed",
+    "tasks",
+    "active_task_id",
+    "dependencies",
+    "variables",
+    "recent_outputs",
+    "agent_id",
+    "agent_tier",
+    "content_hash",
+    "parent_checkpoint_id",
+    "estimated_tokens",
+)
+"""The seed format's field order, used when a checkpoint is printed."""
+
+_NULL = type(None)
+# (field, allowed types, what to say); checked only when the field is present.
+_TOP_LEVEL: Final[tuple[tuple[str, tuple[type, ...], str], ...]] = (
+    ("phase", (dict, _NULL), "an object or null"),
+    ("phases_completed", (list,), "a list"),
+    ("tasks", (list,), "a list of task objects"),
+    ("active_task_id", (str, int, _NULL), "a string, an integer or null"),
+    ("dependencies", (list,), "a list of dependency objects"),
+    ("variables", (dict,), "an object of name: value"),
+    ("recent_outputs", (list,), "a list"),
+    ("agent_id", (str, _NULL), "a string or null"),
+    ("agent_tier", (int, _NULL), "an integer or null"),
+)
+_NESTED: Final[dict[str, tuple[tuple[str, tuple[type, ...], str], ...]]] = {
+    "phase": (
+        ("name", (str, _NULL), "a string or null"),
+        ("number", (int, float, _NULL), "a number or null"),
+        ("status", (str, _NULL), "a string or null"),
+    ),
+    "tasks": (
+        ("id", (str, int, _NULL), "a string or an integer"),
+        ("subject", (str, _NULL), "a string or null"),
+        ("status", (str, _NULL), "a string or null"),
+        ("blocks", (list,), "a list of task ids"),
+        ("blocked_by", (list,), "a list of task ids"),
+    ),
+    "dependencies": (
+        ("name", (str, _NULL), "a string"),
+        ("status", (str, _NULL), "a string or null"),
+        ("endpoint", (str, _NULL), "a string or null"),
+    ),
+}
+
+
+def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
+    # bool is an int in Python but not in the checkpoint format.
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def _check_fields(obj: Mapping[str, Any], rules: Any, path: str, source: str) -> None:
+    for name, types, expected in rules:
+        if name in obj and not _type_ok(obj[name], types):
+            got = type(obj[name]).__name__
+            raise InvalidCheckpoint(
+                f"{path}.{name}", f"must be {expected}, not {got}", source=source
+            )
+
+
+def validate_state(state: Any, *, source: str = "") -> dict[str, Any]:
+    """Check a checkpoint against the format; return its canonical user fields.
+
+    Store-owned fields are dropped (they are set at commit).
+
+    Raises:
+        InvalidCheckpoint: naming the first field that is wrong.
+    """
+    if not isinstance(state, Mapping):
+        raise InvalidCheckpoint(
+            "$", f"a checkpoint must be a JSON object, not {type(state).__name__}", source=source
+        )
+    try:
+        canon: dict[str, Any] = canonical(dict(state))
+    except InvalidValue as err:
+        raise InvalidCheckpoint(err.path, err.problem, source=source) from None
+    _check_fields(canon, _TOP_LEVEL, "$", source)
+    for section, rules in _NESTED.items():
+        value = canon.get(section)
+        items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+        for index, item in enumerate(items):
+            path = f"$.{section}" if section == "phase" else f"$.{section}[{index}]"
+            if not isinstance(item, dict):
+                raise InvalidCheckpoint(
+                    path, f"must be an object, not {type(item).__name__}", source=source
+                )
+            _check_fields(item, rules, path, source)
+    for name in STORE_OWNED:
+        canon.pop(name, None)
+    return canon
+
+
+def empty_state() -> dict[str, Any]:
+    """The state a new session starts from when no state is given."""
+    return {
+        "phase": None,
+        "phases_completed": [],
+        "tasks": [],
+        "active_task_id": None,
+        "dependencies": [],
+        "variables": {},
+        "recent_outputs": [],
+        "agent_id": None,
+        "agent_tier": None,
+    }
+
+
+@dataclass(slots=True)
+class Built:
+    """The result of turning a state into objects: root id, new objects, token estimate."""
+
+    root: bytes
+    pending: dict[bytes, tuple[Kind, bytes]] = field(default_factory=dict)
+    tokens: int = 0
+    agent: tuple[str | None, int | None] = (None, None)
+
+
+def _entry(pending: Pending, value: Any) -> Entry:
+    return store_value(pending, value, pack_canonical(value))
+
+
+def write_state(state: Mapping[str, Any]) -> Built:
+    """Turn canonical user fields (from :func:`validate_state`) into objects.
+
+    Nothing is stored: the new objects are returned in ``Built.pending``.
+    """
+    pending: dict[bytes, tuple[Kind, bytes]] = {}
+    tokens = 0
+    root: dict[str, Entry] = {}
+    meta: list[tuple[str, Entry]] = []
+    for name, value in state.items():
+        if name in LIST_SECTIONS:
+            tokens += sum(estimate_entry(None, item) for item in value) + 1
+            root[name] = build_list(pending, [_entry(pending, item) for item in value])
+        elif name == "variables":
+            tokens += sum(estimate_entry(k, v) for k, v in value.items()) + 1
+            root[name] = build_map(pending, [(k, _entry(pending, v)) for k, v in value.items()])
+        elif name == "phase":
+            tokens += estimate_entry(name, value)
+            root[name] = _entry(pending, value)
+        else:
+            tokens += estimate_entry(name, value)
+            meta.append((name, _entry(pending, value)))
+    if meta:
+        root["meta"] = build_map(pending, sorted(meta))
+    root_id = build_map(pending, sorted(root.items()))
+    agent_id, tier = state.get("agent_id"), state.get("agent_tier")
+    agent = (
+        agent_id if isinstance(agent_id, str) else None,
+        tier if isinstance(tier, int) else None,
+    )
+    return Built(root_id, pending, tokens, agent)
+
+
+_ITEM_ORDER: Final = {
+    "phase": ("name", "number", "status", "started_at", "notes"),
+    "tasks": ("id", "subject", "status", "owner", "blocks", "blocked_by"),
+    "dependencies": ("name", "type", "status", "endpoint", "last_checked"),
+    "recent_outputs": ("type", "id", "action", "success", "timestamp"),
+}
+
+
+def _seed_order(item: Any, order: tuple[str, ...]) -> Any:
+    """Put an object's known fields in the seed's order (storage sorts keys)."""
+    if not isinstance(item, dict):
+        return item
+    out = {k: item[k] for k in order if k in item}
+    out.update(item)
+    return out
+
+
+def read_state(store: ObjectStore, root: bytes) -> dict[str, Any]:
+    """Load the user fields of the checkpoint whose root tree is ``root``.
+
+    Fetches the whole tree in one backend batch per level. Objects come back with the
+    seed format's fields first, in its order, for readable output.
+    """
+    loaded = fetch_closure(store, [root])
+    top: dict[str, Any] = resolve(loaded, root)
+    top.update(top.pop("meta", {}))
+    for name, order in _ITEM_ORDER.items():
+        value = top.get(name)
+        if isinstance(value, list):
+            top[name] = [_seed_order(item, order) for item in value]
+        elif value is not None:
+            top[name] = _seed_order(value, order)
+    return top
+
+
+def _split(flat: list[Any]) -> dict[str, Entry]:
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def edit_variables(
+    store: ObjectStore,
+    root: bytes,
+    assign: Mapping[str, Any],
+    unset: tuple[str, ...] = (),
+) -> tuple[Built, int]:
+    """Set and unset variables of the checkpoint at ``root`` without loading the rest.
+
+    Only the root node, the variable tree's nodes and the blobs of replaced values are
+    read. ``assign`` values must be canonical. Returns the new objects and the change
+    in the token estimate.
+
+    Raises:
+        InvalidCheckpoint: if a variable to unset does not exist.
+    """
+    pending: dict[bytes, tuple[Kind, bytes]] = {}
+    top = _split(read_items(store, root))
+    variables_ref = top.get("variables")
+    current = _split(read_items(store, variables_ref)) if variables_ref is not None else {}
+    for name in unset:
+        if name not in current:
+            raise InvalidCheckpoint(f"$.variables.{name}", "is not set, so it cannot be unset")
+    replaced = [k for k in (*assign, *unset) if k in current]
+    refs = [current[k] for k in replaced if isinstance(current[k], bytes)]
+    blobs = store.get_many(refs) if refs else {}
+    delta = 0 if variables_ref is not None else 1
+    for name in replaced:
+        old = current[name]
+        value = decode_trusted(blobs[old][1]) if isinstance(old, bytes) else old
+        delta -= estimate_entry(name, value)
+    for name in unset:
+        del current[name]
+    for name, value in assign.items():
+        current[name] = _entry(pending, value)
+        delta += estimate_entry(name, value)
+    top["variables"] = build_map(pending, sorted(current.items()))
+    root_id = build_map(pending, sorted(top.items()))
+    return Built(root_id, pending), delta

@@ -1,0 +1,343 @@
+"""Store: the public facade that composes objects, trees, snapshots, refs and a backend."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from ckptstore.backends.base import Backend
+from ckptstore.backends.memory import MemoryBackend
+from ckptstore.backends.sqlite import Durability, SQLiteBackend
+from ckptstore.commits import CommitInfo, iter_history, now_iso, read_commit
+from ckptstore.errors import (
+    EmptySession,
+    InvalidCheckpoint,
+    InvalidValue,
+    RefConflict,
+    StoreExists,
+    StoreNotWritable,
+)
+from ckptstore.location import STORE_DIR, find_store, store_file
+from ckptstore.objects import Commit, Kind, ObjectId, canonical, object_id
+from ckptstore.objectstore import ObjectStore
+from ckptstore.refs import Refs, check_name
+from ckptstore.revisions import resolve_revision
+from ckptstore.snapshot import (
+    FIELD_ORDER,
+    Built,
+    edit_variables,
+    empty_state,
+    read_state,
+    validate_state,
+    write_state,
+)
+from ckptstore.trees import parse_node
+
+__all__ = ["Checkpoint", "Store"]
+
+MAX_ATTEMPTS: Final = 200
+_ABSENT: Final = object()
+_ENV_BUSY = "CKPT_BUSY_TIMEOUT"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A loaded checkpoint: its commit and its data in the seed's JSON format."""
+
+    commit: CommitInfo
+    data: dict[str, Any]
+
+
+class Store:
+    """A checkpoint store: commit, load and walk the history of agent sessions.
+
+    Open one with :meth:`open` (find an existing store), :meth:`init` (create one) or
+    :meth:`memory` (a throwaway in-memory store). A store is a context manager.
+    """
+
+    def __init__(self, backend: Backend, *, path: Path | None = None) -> None:
+        self.backend = backend
+        self.path = path
+        self.objects = ObjectStore(backend)
+        self.refs = Refs(backend)
+
+    # --- opening ----------------------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls, path: str | os.PathLike[str] | None = None, *, durability: Durability = "full"
+    ) -> Store:
+        """Create a store in directory ``path`` (default ``./.ckpt``) and open it.
+
+        Raises:
+            StoreExists: if a store is already there.
+            StoreNotWritable: if the directory cannot be created or written.
+        """
+        directory = Path(path) if path is not None else Path.cwd() / STORE_DIR
+        if store_file(directory).exists():
+            raise StoreExists(str(directory))
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreNotWritable(str(directory), err.strerror or str(err)) from err
+        if not os.access(directory, os.W_OK):
+            raise StoreNotWritable(str(directory), "the directory is read-only")
+        SQLiteBackend.create(store_file(directory), durability=durability)
+        return cls.open(directory)
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        durability: Durability | None = None,
+    ) -> Store:
+        """Open the store at ``path``; without one, use ``CKPT_STORE`` or search upwards.
+
+        Raises:
+            StoreNotFound: no store there (or it is not a ckptstore store).
+            UnsupportedFormat: written by a newer ckptstore; nothing is written.
+        """
+        directory = find_store(path)
+        timeout = float(os.environ.get(_ENV_BUSY) or 60.0)
+        backend = SQLiteBackend.open(
+            store_file(directory), durability=durability, busy_timeout=timeout
+        )
+        return cls(backend, path=directory)
+
+    @classmethod
+    def memory(cls) -> Store:
+        """A store that lives in this process only."""
+        return cls(MemoryBackend())
+
+    def close(self) -> None:
+        """Close the store."""
+        self.backend.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.backend.location!r})"
+
+    # --- sessions and refs --------------------------------------------------------------
+
+    @property
+    def current_session(self) -> str:
+        """The session HEAD names: the default for commands given no session."""
+        return self.refs.current_session()
+
+    def sessions(self) -> dict[str, ObjectId]:
+        """Every session with checkpoints: name → id of its newest commit."""
+        return {name: ObjectId(oid.hex()) for name, oid in self.refs.sessions().items()}
+
+    def resolve(self, ref: str = "HEAD") -> ObjectId:
+        """Return the commit id a REF names (see :mod:`ckptstore.revisions`)."""
+        with self.backend.reading():
+            return ObjectId(resolve_revision(self.objects, self.refs, ref).hex())
+
+    # --- commit -------------------------------------------------------------------------
+
+    def commit(
+        self,
+        state: Mapping[str, Any] | None = None,
+        *,
+        session: str | None = None,
+        variables: Mapping[str, Any] | None = None,
+        unset: Sequence[str] = (),
+        notes: str = "",
+        created_at: str | None = None,
+        source: str = "",
+    ) -> CommitInfo:
+        """Record a checkpoint and return its commit.
+
+        With ``state``, the checkpoint is that state (in the seed's JSON format) plus
+        ``variables``; without it, the session's latest checkpoint plus ``variables``
+        (a new session starts from an empty checkpoint). The session is ``session``,
+        else the state's ``session_id``, else the current session. If the current
+        session has no checkpoints yet, it becomes the committed session.
+
+        Racing writers to one session are serialised by compare-and-swap on the
+        session ref: a commit that loses the race is rebuilt on the new head and retried.
+
+        Raises:
+            InvalidCheckpoint: the state or a variable is not valid; nothing is written.
+            InvalidRefName: the session name is not valid.
+            RefConflict: the session kept moving for ``MAX_ATTEMPTS`` attempts.
+        """
+        given = validate_state(state, source=source) if state is not None else None
+        if session is None and state is not None and isinstance(state.get("session_id"), str):
+            session = state["session_id"]
+        session = check_name(session or self.current_session)
+        assign = {}
+        for name, value in (variables or {}).items():
+            try:
+                assign[name] = canonical(value, root=f"$.variables.{name}")
+            except InvalidValue as err:
+                raise InvalidCheckpoint(err.path, err.problem, source=source) from None
+        fixed: Built | None = None
+        if given is not None:
+            merged = dict(given.get("variables", {}))
+            for name in unset:
+                if merged.pop(name, _ABSENT) is _ABSENT:
+                    raise InvalidCheckpoint(
+                        f"$.variables.{name}", "is not set, so it cannot be unset", source=source
+                    )
+            merged.update(assign)
+            if merged or "variables" in given:
+                given["variables"] = dict(sorted(merged.items()))
+            fixed = write_state(given)
+        stamp = created_at or now_iso()
+        for attempt in range(MAX_ATTEMPTS):
+            head = self.refs.session_head(session)
+            built, agent = self._build(fixed, head, assign, tuple(unset))
+            commit = Commit(
+                tree=built.root,
+                parents=(head,) if head is not None else (),
+                created_at=stamp,
+                session=session,
+                notes=notes,
+                agent_id=agent[0],
+                agent_tier=agent[1],
+                estimated_tokens=built.tokens,
+            )
+            data = commit.to_bytes()
+            oid = object_id(Kind.COMMIT, data)
+            built.pending[oid] = (Kind.COMMIT, data)
+            new = self.objects.missing(built.pending)
+            stored = self.objects.prepare({k: built.pending[k] for k in new})
+            require = _frontier(built.pending, new, commit)
+            first = (notes.splitlines() or ["checkpoint"])[0]
+            update = Refs.session_update(session, head, oid, f"commit: {first}")
+            result = self.backend.write(stored, [update], require=require)
+            if result.ok:
+                self._follow_first_session(session)
+                parent = read_commit(self.objects, head) if head is not None else None
+                return CommitInfo.build(oid, commit, parent)
+            # Lost a race (or an object we reused was collected): back off and rebuild.
+            time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
+        raise RefConflict(f"sessions/{session}", None, None, MAX_ATTEMPTS)
+
+    def _follow_first_session(self, session: str) -> None:
+        """Point HEAD at ``session`` if HEAD names a session that has no checkpoints.
+
+        In a new store HEAD names ``main``; when the first checkpoints go to another
+        session (say from a state's ``session_id``), plain ``ckpt log`` should show them
+        rather than report an empty ``main``.
+        """
+        current = self.refs.current_session()
+        if current != session and self.refs.session_head(current) is None:
+            self.refs.set_current_session(session)
+
+    def _build(
+        self,
+        fixed: Built | None,
+        head: bytes | None,
+        assign: Mapping[str, Any],
+        unset: tuple[str, ...],
+    ) -> tuple[Built, tuple[str | None, int | None]]:
+        """The objects of the new checkpoint, and its agent id and tier."""
+        if fixed is not None:
+            return Built(fixed.root, dict(fixed.pending), fixed.tokens), fixed.agent
+        if head is None:
+            if unset:
+                raise InvalidCheckpoint(
+                    f"$.variables.{unset[0]}", "is not set, so it cannot be unset"
+                )
+            state = empty_state()
+            state["variables"] = dict(sorted(assign.items()))
+            built = write_state(state)
+            return built, built.agent
+        parent = read_commit(self.objects, head)
+        built, delta = edit_variables(self.objects, parent.tree, assign, unset)
+        built.tokens = parent.estimated_tokens + delta
+        return built, (parent.agent_id, parent.agent_tier)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def get_commit(self, ref: str = "HEAD") -> CommitInfo:
+        """Return the commit a REF names."""
+        with self.backend.reading():
+            oid = resolve_revision(self.objects, self.refs, ref)
+            return next(iter_history(self.objects, oid))
+
+    def load(self, ref: str = "HEAD") -> dict[str, Any]:
+        """Return the checkpoint a REF names, in the seed's JSON format.
+
+        Store-owned fields (checkpoint id, timestamps, session, content hash, parent,
+        token estimate) come from the commit; every other field is exactly what was
+        committed.
+        """
+        return self.checkpoint(ref).data
+
+    def checkpoint(self, ref: str = "HEAD") -> Checkpoint:
+        """Return the checkpoint a REF names together with its commit (notes and all)."""
+        with self.backend.reading():
+            oid = resolve_revision(self.objects, self.refs, ref)
+            info = next(iter_history(self.objects, oid))
+            user = read_state(self.objects, bytes.fromhex(info.tree))
+        owned: dict[str, Any] = {
+            "checkpoint_id": info.checkpoint_id,
+            "created_at": info.created_at,
+            "session_id": info.session,
+            "content_hash": info.tree,
+            "parent_checkpoint_id": info.parent_checkpoint_id,
+            "estimated_tokens": info.estimated_tokens,
+        }
+        data: dict[str, Any] = {
+            name: owned[name] if name in owned else user[name]
+            for name in FIELD_ORDER
+            if name in owned or name in user
+        }
+        data.update((k, v) for k, v in user.items() if k not in data)
+        return Checkpoint(info, data)
+
+    def log(
+        self, ref: str | None = None, *, session: str | None = None, limit: int | None = 20
+    ) -> list[CommitInfo]:
+        """Return checkpoints newest first, from ``ref`` (default: the session's newest).
+
+        Raises:
+            EmptySession: if the session has no checkpoints.
+        """
+        if ref is None:
+            name = check_name(session) if session is not None else self.current_session
+            head = self.refs.session_head(name)
+            if head is None:
+                raise EmptySession(name, others=list(self.refs.sessions()))
+            ref = f"sessions/{name}"
+        with self.backend.reading():
+            start = resolve_revision(self.objects, self.refs, ref)
+            history: Iterator[CommitInfo] = iter_history(self.objects, start)
+            return list(history if limit is None else islice(history, limit))
+
+
+def _frontier(
+    pending: Mapping[bytes, tuple[Kind, bytes]], new: set[bytes], commit: Commit
+) -> list[bytes]:
+    """Objects the new ones point at but that this commit does not write.
+
+    The write checks they still exist in the same transaction, so a commit can never
+    publish a reference to an object a concurrent gc has just removed.
+    """
+    refs: set[bytes] = {commit.tree, *commit.parents}
+    for oid in new:
+        kind, data = pending[oid]
+        if kind == Kind.TREE:
+            refs.update(parse_node(data).children())
+    return sorted(refs - new)

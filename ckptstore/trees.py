@@ -1,0 +1,308 @@
+"""Trees: maps and lists of entries as content-defined, chunked tree nodes.
+
+A tree node is the canonical encoding of a flat array whose first item is its type::
+
+    [0, key, entry, key, entry, ...]            map leaf (keys strictly increasing)
+    [1, entry, entry, ...]                      list leaf (order kept exactly)
+    [2, first_key, child, count, ...]           map inner node
+    [3, child, count, ...]                      list inner node
+
+An *entry* is either a reference (the 32 raw bytes of an object id, msgpack bin) or an
+inline value: any JSON value whose encoding is at most ``INLINE_MAX`` bytes, stored in
+place so small values cost no id and no object. JSON has no bytes, so a bin of 32
+bytes is always a reference.
+
+Collections of up to ``FLAT_MAX`` entries are one leaf. Larger ones are cut into leaves
+where an entry's boundary hash has its low bits zero (a map hashes the key, a list the
+entry), giving ~32 entries per leaf, never more than ``CHUNK_MAX``; the leaves are
+gathered by inner nodes the same way, level by level, until one node remains. Where a
+cut falls depends only on content, so equal collections get equal ids, and changing one
+entry rewrites one leaf and the nodes above it rather than the whole collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any, Final, TypeAlias
+
+import blake3
+
+from ckptstore.errors import CorruptObject, MalformedData
+from ckptstore.objects import ID_BYTES, Kind, decode, decode_trusted, object_id, pack_canonical
+from ckptstore.objectstore import ObjectStore
+
+__all__ = [
+    "FLAT_MAX",
+    "INLINE_MAX",
+    "LIST_INNER",
+    "LIST_LEAF",
+    "MAP_INNER",
+    "MAP_LEAF",
+    "Entry",
+    "Node",
+    "Pending",
+    "build_list",
+    "build_map",
+    "fetch_closure",
+    "parse_node",
+    "read_items",
+    "resolve",
+    "store_value",
+]
+
+MAP_LEAF: Final = 0
+LIST_LEAF: Final = 1
+MAP_INNER: Final = 2
+LIST_INNER: Final = 3
+
+INLINE_MAX: Final = 32
+FLAT_MAX: Final = 64
+CHUNK_MAX: Final = 128
+_BOUNDARY_MASK: Final = 31
+
+Entry: TypeAlias = Any
+"""A reference (32 raw id bytes) or an inline canonical JSON value."""
+
+Pending: TypeAlias = MutableMapping[bytes, tuple[Kind, bytes]]
+"""Objects built but not yet stored, by raw id."""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A decoded tree node: its type and its flat items after the type tag."""
+
+    type: int
+    items: list[Any]
+
+    @property
+    def is_map(self) -> bool:
+        """Whether this node belongs to a map (else a list)."""
+        return self.type in (MAP_LEAF, MAP_INNER)
+
+    @property
+    def is_leaf(self) -> bool:
+        """Whether the items are entries (else child references)."""
+        return self.type in (MAP_LEAF, LIST_LEAF)
+
+    def children(self) -> list[bytes]:
+        """Ids of child nodes (inner nodes) or referenced objects (leaves)."""
+        if self.type == MAP_INNER:
+            return self.items[1::3]
+        if self.type == LIST_INNER:
+            return self.items[0::2]
+        entries = self.items[1::2] if self.type == MAP_LEAF else self.items
+        return [e for e in entries if isinstance(e, bytes)]
+
+
+def _is_ref(entry: Entry) -> bool:
+    return isinstance(entry, bytes)
+
+
+def store_value(pending: Pending, value: Any, encoded: bytes) -> Entry:
+    """Return the entry for a canonical ``value`` whose canonical bytes are ``encoded``.
+
+    Small values are inlined; others become a blob in ``pending``.
+    """
+    if len(encoded) <= INLINE_MAX and not isinstance(value, bytes):
+        return value
+    oid = object_id(Kind.BLOB, encoded)
+    pending[oid] = (Kind.BLOB, encoded)
+    return oid
+
+
+def _emit(pending: Pending, payload: list[Any]) -> bytes:
+    data = pack_canonical(payload)
+    oid = object_id(Kind.TREE, data)
+    pending[oid] = (Kind.TREE, data)
+    return oid
+
+
+def _hash_bytes(data: bytes) -> int:
+    return int.from_bytes(data[:4], "little")
+
+
+def _entry_hash(entry: Entry) -> int:
+    if _is_ref(entry):
+        return _hash_bytes(entry)
+    return _hash_bytes(blake3.blake3(pack_canonical(entry)).digest(4))
+
+
+def _cut(hashes: Sequence[int]) -> list[tuple[int, int]]:
+    """Split ``range(len(hashes))`` into content-defined ``(start, stop)`` chunks."""
+    chunks = []
+    start = 0
+    for i, h in enumerate(hashes):
+        if (h & _BOUNDARY_MASK) == 0 or i + 1 - start >= CHUNK_MAX:
+            chunks.append((start, i + 1))
+            start = i + 1
+    if start < len(hashes):
+        chunks.append((start, len(hashes)))
+    return chunks
+
+
+def _build_inner(pending: Pending, children: list[tuple[Any, bytes, int]], is_map: bool) -> bytes:
+    """Gather ``(first_key, child_id, count)`` children into levels until one node remains."""
+    node_type = MAP_INNER if is_map else LIST_INNER
+    while True:
+        if len(children) <= FLAT_MAX:
+            chunks = [(0, len(children))]
+        else:
+            chunks = _cut([_hash_bytes(child) for _, child, _ in children])
+        level = []
+        for start, stop in chunks:
+            payload: list[Any] = [node_type]
+            for first, child, count in children[start:stop]:
+                payload.extend((first, child, count) if is_map else (child, count))
+            node = _emit(pending, payload)
+            total = sum(count for _, _, count in children[start:stop])
+            level.append((children[start][0], node, total))
+        if len(level) == 1:
+            return level[0][1]
+        children = level
+
+
+def build_map(pending: Pending, items: Sequence[tuple[str, Entry]]) -> bytes:
+    """Build a map tree from ``(key, entry)`` pairs sorted by key; return its root id."""
+    if len(items) <= FLAT_MAX:
+        return _emit(pending, [MAP_LEAF, *(x for item in items for x in item)])
+    hashes = [_hash_bytes(blake3.blake3(key.encode()).digest(4)) for key, _ in items]
+    children = []
+    for start, stop in _cut(hashes):
+        chunk = items[start:stop]
+        leaf = _emit(pending, [MAP_LEAF, *(x for item in chunk for x in item)])
+        children.append((chunk[0][0], leaf, len(chunk)))
+    return _build_inner(pending, children, is_map=True)
+
+
+def build_list(pending: Pending, entries: Sequence[Entry]) -> bytes:
+    """Build a list tree from entries in order; return its root id."""
+    if len(entries) <= FLAT_MAX:
+        return _emit(pending, [LIST_LEAF, *entries])
+    children: list[tuple[Any, bytes, int]] = []
+    for start, stop in _cut([_entry_hash(e) for e in entries]):
+        leaf = _emit(pending, [LIST_LEAF, *entries[start:stop]])
+        children.append((None, leaf, stop - start))
+    return _build_inner(pending, children, is_map=False)
+
+
+# --- reading ------------------------------------------------------------------------
+
+
+def _check_ref(value: Any) -> None:
+    if isinstance(value, bytes) and len(value) != ID_BYTES:
+        raise MalformedData("tree node", f"reference of {len(value)} bytes")
+
+
+def parse_node(data: bytes, *, trusted: bool = True) -> Node:
+    """Decode and structurally check a tree node.
+
+    ``trusted`` skips the canonical-form check for bytes whose id was just verified.
+
+    Raises:
+        MalformedData: if the bytes are not a well-formed tree node.
+    """
+    raw = decode_trusted(data) if trusted else decode(data, what="tree node")
+    if not isinstance(raw, list) or not raw or raw[0] not in (0, 1, 2, 3):
+        raise MalformedData("tree node", "not a tagged array")
+    node_type, items = raw[0], raw[1:]
+    if node_type == MAP_LEAF:
+        if len(items) % 2:
+            raise MalformedData("tree node", "map leaf with an odd number of items")
+        keys = items[0::2]
+        if not all(isinstance(k, str) for k in keys) or any(a >= b for a, b in pairwise(keys)):
+            raise MalformedData("tree node", "map keys are not unique strings in order")
+        for entry in items[1::2]:
+            _check_ref(entry)
+    elif node_type == LIST_LEAF:
+        for entry in items:
+            _check_ref(entry)
+    else:
+        width = 3 if node_type == MAP_INNER else 2
+        if not items or len(items) % width:
+            raise MalformedData("tree node", "inner node with a partial child")
+        for i in range(0, len(items), width):
+            group = items[i : i + width]
+            child, count = group[-2], group[-1]
+            ok = isinstance(child, bytes) and len(child) == ID_BYTES
+            ok = ok and isinstance(count, int) and not isinstance(count, bool) and count > 0
+            if node_type == MAP_INNER:
+                ok = ok and isinstance(group[0], str)
+            if not ok:
+                raise MalformedData("tree node", "inner node child is malformed")
+    return Node(node_type, items)
+
+
+def _load_level(
+    store: ObjectStore,
+    ids: Iterable[bytes],
+    into: dict[bytes, tuple[Kind, Any]],
+    follow_refs: bool,
+) -> list[bytes]:
+    """Fetch ``ids`` not yet in ``into`` in one batch; return the ids to fetch next."""
+    wanted = [oid for oid in dict.fromkeys(ids) if oid not in into]
+    if not wanted:
+        return []
+    nxt: list[bytes] = []
+    for oid, (kind, data) in store.get_many(wanted).items():
+        if kind == Kind.TREE:
+            try:
+                node = parse_node(data)
+            except MalformedData as err:
+                raise CorruptObject(oid.hex(), err.problem) from None
+            into[oid] = (kind, node)
+            if follow_refs or not node.is_leaf:
+                nxt.extend(node.children())
+        elif kind == Kind.BLOB:
+            into[oid] = (kind, data)
+        else:
+            raise CorruptObject(oid.hex(), "a commit where a tree or blob was expected")
+    return nxt
+
+
+def fetch_closure(
+    store: ObjectStore, roots: Iterable[bytes], *, follow_refs: bool = True
+) -> dict[bytes, tuple[Kind, Any]]:
+    """Fetch ``roots`` and everything below them, one backend batch per level.
+
+    With ``follow_refs=False`` only the nodes of the trees themselves are fetched, not
+    the objects their leaves reference (enough to list a collection's entries).
+    """
+    loaded: dict[bytes, tuple[Kind, Any]] = {}
+    level = list(roots)
+    while level:
+        level = _load_level(store, level, loaded, follow_refs)
+    return loaded
+
+
+def _items(loaded: dict[bytes, tuple[Kind, Any]], oid: bytes) -> list[Any]:
+    """The leaf items under tree ``oid``, concatenated in order."""
+    node: Node = loaded[oid][1]
+    if node.is_leaf:
+        return node.items
+    out: list[Any] = []
+    for child in node.children():
+        out.extend(_items(loaded, child))
+    return out
+
+
+def read_items(store: ObjectStore, root: bytes) -> list[Any]:
+    """Return the leaf items of a tree without resolving references.
+
+    For a map: the flat ``[key, entry, key, entry, ...]`` list; for a list: the entries.
+    """
+    return _items(fetch_closure(store, [root], follow_refs=False), root)
+
+
+def resolve(loaded: dict[bytes, tuple[Kind, Any]], entry: Entry) -> Any:
+    """Turn an entry into its value, using objects already fetched by :func:`fetch_closure`."""
+    if not _is_ref(entry):
+        return entry
+    kind, obj = loaded[entry]
+    if kind == Kind.BLOB:
+        return decode_trusted(obj)
+    items = _items(loaded, entry)
+    if obj.is_map:
+        return {items[i]: resolve(loaded, items[i + 1]) for i in range(0, len(items), 2)}
+    return [resolve(loaded, e) for e in items]

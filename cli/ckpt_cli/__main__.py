@@ -1,0 +1,3 @@
+from ckpt_cli import main
+
+main()

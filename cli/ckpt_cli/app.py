@@ -1,0 +1,246 @@
+"""The ``ckpt`` command: parse arguments, make one library call, format the result.
+
+Errors are mapped to exit codes in one place (:func:`_errors`): bad input exits 2,
+anything else ckptstore reports (missing store, unknown ref, corruption) exits 1, and
+neither prints a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Optional, ParamSpec, TypeVar
+
+import typer
+from typer.core import TyperCommand
+
+from ckpt_cli.inputs import parse_var, read_state
+from ckpt_cli.render import human_size, render_checkpoint, render_log
+from ckptstore import CkptError, InvalidInput, Store
+from ckptstore.location import STORE_DIR, STORE_FILE
+
+app = typer.Typer(
+    name="ckpt",
+    help="Content-addressed checkpoints for AI-agent sessions: commit, load, log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode=None,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+StoreOpt = Annotated[
+    Optional[Path],  # noqa: UP045 - typer reads the annotation at runtime
+    typer.Option(
+        "--store",
+        envvar="CKPT_STORE",
+        help="Store directory (default: the nearest .ckpt at or above the current directory).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+SessionOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option(
+        "--session",
+        "-s",
+        envvar="CKPT_SESSION",
+        help="Session name (default: HEAD's).",
+        show_default=False,
+    ),
+]
+
+
+class _PairedOptions(TyperCommand):
+    """A command whose ``--var`` takes two values (KEY VALUE), repeatable."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.name == "var":
+                param.nargs = 2
+
+
+def _errors(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except CkptError as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(2 if isinstance(err, InvalidInput) else 1) from None
+
+    return wrapper
+
+
+def _print_json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _open(ctx: typer.Context, store: Path | None) -> Store:
+    return Store.open(store or (ctx.obj or {}).get("store"))
+
+
+@app.callback()
+def _main(ctx: typer.Context, store: StoreOpt = None) -> None:
+    ctx.obj = {"store": store}
+
+
+@app.command()
+@_errors
+def init(
+    ctx: typer.Context,
+    directory: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Argument(
+            help="Project directory; the store goes in DIRECTORY/.ckpt.", show_default=False
+        ),
+    ] = None,
+    durability: Annotated[
+        str, typer.Option(help="full: survives power loss; fast: survives process crashes.")
+    ] = "full",
+    store: StoreOpt = None,
+) -> None:
+    """Create an empty store in ./.ckpt (or DIRECTORY/.ckpt, or --store DIR)."""
+    if durability not in ("full", "fast"):
+        raise typer.BadParameter("must be 'full' or 'fast'", param_hint="--durability")
+    target = store or (ctx.obj or {}).get("store")
+    if target is None:
+        target = (directory or Path.cwd()) / STORE_DIR
+    with Store.init(target, durability=durability) as opened:  # type: ignore[arg-type]
+        typer.echo(f"Initialized empty ckpt store in {opened.path}")
+
+
+@_errors
+def commit(
+    ctx: typer.Context,
+    state: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--state",
+            help="Checkpoint JSON file in the seed format, or - for stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    var: Annotated[
+        # A bare tuple: typer cannot declare a repeatable two-value option, so the
+        # element type stays open here and _PairedOptions sets nargs=2.
+        Optional[list[tuple]],  # type: ignore[type-arg]  # noqa: UP045
+        typer.Option(
+            "--var",
+            metavar="KEY VALUE",
+            help="Set a variable (VALUE is JSON if it parses, else a string). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    notes: Annotated[str, typer.Option("--notes", "-m", help="Notes for this checkpoint.")] = "",
+    session: SessionOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """Record a checkpoint and print its id.
+
+    Without --state the checkpoint is the session's latest plus the given --var changes.
+    """
+    given, source = read_state(state) if state is not None else (None, "")
+    variables = {key: parse_var(value) for key, value in var or []}
+    with _open(ctx, store) as opened:
+        info = opened.commit(
+            given, session=session, variables=variables, notes=notes, source=source
+        )
+    if as_json:
+        _print_json(info.to_dict())
+    else:
+        typer.echo(info.checkpoint_id)
+
+
+@_errors
+def load(
+    ctx: typer.Context,
+    ref: Annotated[
+        str, typer.Argument(help="Checkpoint id, object id, HEAD~N, session or session~N.")
+    ] = "HEAD",
+    session: SessionOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """Show a checkpoint (default: the latest of the current session)."""
+    with _open(ctx, store) as opened:
+        ckpt = opened.checkpoint(f"sessions/{session}" if session and ref == "HEAD" else ref)
+    if as_json:
+        _print_json(ckpt.data)
+    else:
+        typer.echo(render_checkpoint(ckpt))
+
+
+@_errors
+def log(
+    ctx: typer.Context,
+    ref: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="Where to start (default: the session's latest).", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many checkpoints.")] = 20,
+    session: SessionOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """List checkpoints, newest first."""
+    with _open(ctx, store) as opened:
+        entries = opened.log(ref, session=session, limit=limit)
+    if as_json:
+        _print_json([entry.to_dict() for entry in entries])
+    else:
+        typer.echo(render_log(entries))
+
+
+app.command("commit", cls=_PairedOptions)(commit)
+app.command("now", cls=_PairedOptions, help="Alias of `ckpt commit` (the original skill's name).")(
+    commit
+)
+app.command("load")(load)
+app.command("show", help="Alias of `ckpt load`.")(load)
+app.command("log")(log)
+app.command("list", help="Alias of `ckpt log`.")(log)
+
+
+@app.command()
+@_errors
+def demo(
+    directory: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--dir",
+            help="Where to create the demo store (default: a new temporary directory).",
+            show_default=False,
+        ),
+    ] = None,
+    steps: Annotated[int, typer.Option(min=2, max=100_000, help="Checkpoints to simulate.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 7,
+) -> None:
+    """Simulate a long-running agent session on a fresh store, then show what it holds."""
+    from ckptstore.demo import run_demo
+
+    base = directory or Path(tempfile.mkdtemp(prefix="ckpt-demo-"))
+    target = base / STORE_DIR
+    typer.echo(f"Simulating an agent session: {steps} checkpoints into a new store at {target}")
+    with Store.init(target) as opened:
+        result = run_demo(opened, steps=steps, seed=seed)
+        typer.echo(f"\n$ ckpt log --limit 5\n{render_log(opened.log(limit=5))}")
+        middle = f"HEAD~{steps // 2}"
+        ckpt = opened.checkpoint(middle)
+        typer.echo(f"\n$ ckpt load {middle}\n{render_checkpoint(ckpt, max_items=8)}")
+    stat = os.stat(target / STORE_FILE)
+    typer.echo(
+        f"\n{result.checkpoints} checkpoints, {human_size(result.json_bytes)} of JSON given."
+        f"\nStore file: {human_size(stat.st_size)} ({human_size(stat.st_blocks * 512)} allocated)"
+        f" = {result.json_bytes / max(stat.st_size, 1):.0f}x smaller than the JSON"
+        f" (one JSON file per checkpoint would allocate {human_size(result.json_file_blocks)})."
+        f"\nExplore it:  ckpt --store {target} log"
+    )

@@ -1,0 +1,66 @@
+"""Reading what the user hands the CLI: state files, stdin, --var values."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ckptstore import InvalidInput
+
+
+class BadArgument(InvalidInput):
+    """A command-line argument could not be used (exit code 2)."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        self.option = option
+        self.problem = problem
+        super().__init__(f"{option}: {problem}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r} in a JSON object")
+        out[key] = value
+    return out
+
+
+def parse_json(text: str) -> Any:
+    """Strict JSON: no NaN/Infinity, no duplicate keys."""
+    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+
+
+def read_state(source: str) -> tuple[Any, str]:
+    """Read a checkpoint from a file path or ``-`` (stdin); return it and its display name."""
+    name = "<stdin>" if source == "-" else source
+    try:
+        raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    except OSError as err:
+        raise BadArgument("--state", f"cannot read {name!r}: {err.strerror or err}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise BadArgument(
+            "--state", f"{name} is not UTF-8 (bad byte at offset {err.start})"
+        ) from None
+    try:
+        return parse_json(text), name
+    except RecursionError:
+        raise BadArgument("--state", f"{name} is nested too deeply") from None
+    except ValueError as err:
+        raise BadArgument("--state", f"{name} is not valid JSON: {err}") from None
+
+
+def parse_var(value: str) -> Any:
+    """A --var VALUE: JSON when it parses as JSON, else the string itself."""
+    try:
+        return parse_json(value)
+    except (ValueError, RecursionError):
+        return value
