@@ -254,8 +254,17 @@ def _reject_ext(code: int, data: bytes) -> Any:
 
 
 def decode_trusted(data: bytes) -> Any:
-    """Decode bytes whose id was just verified (they were produced by :func:`encode`)."""
-    return msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_reject_ext)
+    """Decode bytes whose id was just verified (they were produced by :func:`encode`).
+
+    Skips the canonical-form check of :func:`decode`, but still raises only
+    ``MalformedData`` should the bytes not be msgpack at all.
+    """
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_reject_ext)
+    except MalformedData:
+        raise
+    except Exception as err:  # msgpack raises a zoo of types for bad input
+        raise MalformedData("encoding", f"{type(err).__name__}: {err}") from None
 
 
 def decode(data: bytes, *, what: str = "encoding") -> Any:

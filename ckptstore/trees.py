@@ -301,7 +301,10 @@ def resolve(loaded: dict[bytes, tuple[Kind, Any]], entry: Entry) -> Any:
         return entry
     kind, obj = loaded[entry]
     if kind == Kind.BLOB:
-        return decode_trusted(obj)
+        try:
+            return decode_trusted(obj)
+        except MalformedData as err:
+            raise CorruptObject(entry.hex(), err.problem) from None
     items = _items(loaded, entry)
     if obj.is_map:
         return {items[i]: resolve(loaded, items[i + 1]) for i in range(0, len(items), 2)}
