@@ -31,9 +31,7 @@ _SUBJECTS = (
     "Document {} API",
 )
 _NOUNS = ("ledger", "vault", "gateway", "planner", "indexer", "billing", "auth", "cache")
-_WORDS = (
-    "then verify the rollout, record evidence, and re-check dependencies before the next step"
-).split()
+_WORDS = ("then", "verify", "the", "rollout,", "record", "evidence,", "and", "re-check", "first")
 
 
 def _plan(rng: random.Random, size: int) -> str:
@@ -98,7 +96,7 @@ def simulate(steps: int, *, seed: int = 7) -> Iterator[dict[str, Any]]:
             },
         ][-20:]
         if step == steps // 2:
-            completed = [*completed, phase["number"]]
+            completed = [*completed, 5]
             phase = {
                 "name": "Phase 6: Multi-agent hand-off",
                 "number": 6,

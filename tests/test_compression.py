@@ -61,7 +61,9 @@ def test_a_frame_without_declared_size_cannot_expand_past_the_recorded_length() 
         (RAW, b"", MAX_OBJECT_BYTES + 1),
     ],
 )
-def test_damaged_representations_raise_malformed_data(codec: int, payload: bytes, raw_len: int) -> None:
+def test_damaged_representations_raise_malformed_data(
+    codec: int, payload: bytes, raw_len: int
+) -> None:
     with pytest.raises(MalformedData):
         Codec().decompress(codec, payload, raw_len)
 

@@ -152,7 +152,8 @@ def test_first_commit_of_a_new_session_starts_from_an_empty_checkpoint(store: St
     store.commit(variables={"a": 1}, session="fresh")
     loaded = user_fields(store.load("fresh"))
     assert loaded["variables"] == {"a": 1}
-    assert loaded["tasks"] == [] and loaded["phase"] is None
+    assert loaded["tasks"] == []
+    assert loaded["phase"] is None
 
 
 def test_session_comes_from_the_argument_then_session_id_then_head(store: Store) -> None:
@@ -209,7 +210,22 @@ def test_empty_store_errors_say_what_to_do(store: Store) -> None:
         store.log()
 
 
-@pytest.mark.parametrize("name", ["a..b", "/x", "x/", "has space", "tab\there", "x" * 201, "HEAD", "a~1", "a:b", ".hidden", "x.lock"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a..b",
+        "/x",
+        "x/",
+        "has space",
+        "tab\there",
+        "x" * 201,
+        "HEAD",
+        "a~1",
+        "a:b",
+        ".hidden",
+        "x.lock",
+    ],
+)
 def test_invalid_session_names_are_rejected_before_writing(store: Store, name: str) -> None:
     with pytest.raises(InvalidRefName):
         store.commit({}, session=name)
@@ -223,7 +239,10 @@ def test_log_walks_first_parents_newest_first(store: Store) -> None:
     assert [e.notes for e in store.log(limit=3)] == ["note 29", "note 28", "note 27"]
     assert log[0].parent_checkpoint_id == infos[-2].checkpoint_id
     assert log[-1].parent_checkpoint_id is None
-    assert [e.id for e in store.log(infos[10].checkpoint_id, limit=2)] == [infos[10].id, infos[9].id]
+    assert [e.id for e in store.log(infos[10].checkpoint_id, limit=2)] == [
+        infos[10].id,
+        infos[9].id,
+    ]
 
 
 def test_load_reads_a_tree_in_one_batch_per_level(store: Store) -> None:

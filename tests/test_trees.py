@@ -76,7 +76,8 @@ def test_a_small_map_is_one_leaf_in_the_documented_layout() -> None:
     raw = decode(data, what="tree node")
     assert raw[0] == MAP_LEAF
     assert raw[1::2] == ["a", "b"]
-    assert isinstance(raw[2], bytes) and raw[4] == 2
+    assert isinstance(raw[2], bytes)
+    assert raw[4] == 2
 
 
 def test_a_small_list_is_one_leaf_keeping_order_and_duplicates() -> None:

@@ -47,16 +47,83 @@ def _cap(items: list[Any], limit: int | None, what: str) -> tuple[list[Any], lis
     return items[:limit], [f"  … {len(items) - limit} more {what}"]
 
 
+def _row(*parts: Any) -> str:
+    return "  " + " ".join(str(p) for p in parts if p not in (None, "")).rstrip()
+
+
+def _tasks(data: dict[str, Any], max_items: int | None) -> list[str]:
+    tasks = data.get("tasks")
+    if not isinstance(tasks, list):
+        return []
+    counts = Counter(str(t.get("status")) for t in tasks)
+    summary = ", ".join(f"{n} {status}" for status, n in counts.most_common())
+    active = data.get("active_task_id")
+    head = f"\ntasks ({len(tasks)}{': ' + summary if summary else ''})"
+    lines = [head + (f"    active: {active}" if active is not None else "")]
+    shown, more = _cap(tasks, max_items, "tasks")
+    for task in shown:
+        mark = f"[{_TASK_MARK.get(str(task.get('status')), '?')}]"
+        owner = f" @{task['owner']}" if task.get("owner") else ""
+        subject = shorten(task.get("subject", ""), 70)
+        lines.append(_row(mark, f"{task.get('id', '?')!s:>5} ", subject + owner))
+    return lines + more
+
+
+def _dependencies(data: dict[str, Any]) -> list[str]:
+    deps = data.get("dependencies")
+    if not isinstance(deps, list) or not deps:
+        return []
+    lines = [f"\ndependencies ({len(deps)})"]
+    for dep in deps:
+        ok = "✓" if dep.get("status") == "available" else "✗"
+        kind = f"({dep.get('type', '?')})"
+        lines.append(
+            _row(ok, dep.get("name", "?"), kind, dep.get("status", "?"), dep.get("endpoint"))
+        )
+    return lines
+
+
+def _outputs(data: dict[str, Any], max_items: int | None) -> list[str]:
+    outputs = data.get("recent_outputs")
+    if not isinstance(outputs, list) or not outputs:
+        return []
+    lines = [f"\nrecent outputs ({len(outputs)})"]
+    shown, more = _cap(outputs, max_items, "outputs")
+    for out in shown:
+        if isinstance(out, dict):
+            ok = "✓" if out.get("success") else "✗"
+            fields = (out.get(k) for k in ("type", "action", "id", "timestamp"))
+            lines.append(_row(ok, *fields))
+        else:
+            lines.append(_row(shorten(out, 80)))
+    return lines + more
+
+
+def _mapping(title: str, values: Any, max_items: int | None) -> list[str]:
+    if not isinstance(values, dict) or not values:
+        return []
+    shown, more = _cap(list(values.items()), max_items, title)
+    return [
+        f"\n{title} ({len(values)})",
+        *(
+            f"  {key} = {shorten(json.dumps(value, ensure_ascii=False), 80)}"
+            for key, value in shown
+        ),
+        *more,
+    ]
+
+
 def render_checkpoint(ckpt: Checkpoint, *, max_items: int | None = None) -> str:
     """The ``ckpt load`` view: header, phase, tasks, dependencies, variables, outputs.
 
     ``max_items`` caps each section's list, with a line saying how many were left out.
     """
     data, info = ckpt.data, ckpt.commit
+    agent = _agent(data.get("agent_id"), data.get("agent_tier"))
     lines = [
         f"checkpoint  {info.checkpoint_id}",
         f"created     {info.created_at}",
-        f"session     {info.session}    agent {_agent(data.get('agent_id'), data.get('agent_tier'))}",
+        f"session     {info.session}    agent {agent}",
         f"parent      {info.parent_checkpoint_id or '(none)'}",
     ]
     if info.notes:
@@ -68,54 +135,12 @@ def render_checkpoint(ckpt: Checkpoint, *, max_items: int | None = None) -> str:
         lines.append(f"phase       {number if number is not None else '-'}  {label}")
     if data.get("phases_completed"):
         lines.append(f"completed   phases {shorten(data['phases_completed'])}")
-    tasks = data.get("tasks")
-    if isinstance(tasks, list):
-        counts = Counter(str(t.get("status")) for t in tasks if isinstance(t, dict))
-        summary = ", ".join(f"{n} {status}" for status, n in counts.most_common())
-        active = data.get("active_task_id")
-        lines.append(
-            f"\ntasks ({len(tasks)}{': ' + summary if summary else ''})"
-            + (f"    active: {active}" if active is not None else "")
-        )
-        shown, more = _cap(tasks, max_items, "tasks")
-        for task in shown:
-            mark = _TASK_MARK.get(str(task.get("status")), "?")
-            owner = f"  @{task['owner']}" if task.get("owner") else ""
-            lines.append(
-                f"  [{mark}] {task.get('id', '?')!s:>5}  {shorten(task.get('subject', ''), 70)}{owner}"
-            )
-        lines.extend(more)
-    deps = data.get("dependencies")
-    if isinstance(deps, list) and deps:
-        lines.append(f"\ndependencies ({len(deps)})")
-        for dep in deps:
-            ok = "✓" if dep.get("status") == "available" else "✗"
-            lines.append(
-                f"  {ok} {dep.get('name', '?')} ({dep.get('type', '?')}) {dep.get('status', '?')}  {dep.get('endpoint') or ''}".rstrip()
-            )
-    variables = data.get("variables")
-    if isinstance(variables, dict) and variables:
-        lines.append(f"\nvariables ({len(variables)})")
-        shown, more = _cap(list(variables.items()), max_items, "variables")
-        lines.extend(f"  {key} = {shorten(value, 80)}" for key, value in shown)
-        lines.extend(more)
-    outputs = data.get("recent_outputs")
-    if isinstance(outputs, list) and outputs:
-        lines.append(f"\nrecent outputs ({len(outputs)})")
-        shown, more = _cap(outputs, max_items, "outputs")
-        for out in shown:
-            if isinstance(out, dict):
-                ok = "✓" if out.get("success") else "✗"
-                lines.append(
-                    f"  {ok} {out.get('type', '?')} {out.get('action', '')} {out.get('id', '')}  {out.get('timestamp', '')}".rstrip()
-                )
-            else:
-                lines.append(f"  {shorten(out, 80)}")
-        lines.extend(more)
+    lines += _tasks(data, max_items)
+    lines += _dependencies(data)
+    lines += _mapping("variables", data.get("variables"), max_items)
+    lines += _outputs(data, max_items)
     extra = {k: v for k, v in data.items() if k not in _KNOWN}
-    if extra:
-        lines.append("\nother fields")
-        lines.extend(f"  {key} = {shorten(value, 80)}" for key, value in extra.items())
+    lines += _mapping("other fields", extra, max_items)
     lines.append(f"\n~{info.estimated_tokens} tokens    content {info.tree[:12]}")
     return "\n".join(lines)
 
@@ -126,8 +151,7 @@ def render_log(entries: list[CommitInfo]) -> str:
     for info in entries:
         when = info.created_at.replace("T", " ")[:19]
         agent = f"  {_agent(info.agent_id, info.agent_tier)}" if info.agent_id else ""
-        lines.append(
-            f"{info.checkpoint_id}  {when}  [{info.session}]{agent}  ~{info.estimated_tokens} tokens"
-        )
+        tokens = f"~{info.estimated_tokens} tokens"
+        lines.append(f"{info.checkpoint_id}  {when}  [{info.session}]{agent}  {tokens}")
         lines.extend(f"    {line}" for line in info.notes.splitlines())
     return "\n".join(lines)
