@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional, ParamSpec, TypeVar
@@ -35,14 +34,19 @@ app = typer.Typer(
 P = ParamSpec("P")
 R = TypeVar("R")
 
-StoreOpt = Annotated[
+_STORE_HELP = (
+    "Store directory (default: $CKPT_STORE, else the nearest .ckpt at or above the current"
+    " directory)."
+)
+# The env var is read by the group-level option only: `ckpt --store A cmd` and
+# `ckpt cmd --store A` both beat CKPT_STORE, and a command-level --store beats both.
+GlobalStoreOpt = Annotated[
     Optional[Path],  # noqa: UP045 - typer reads the annotation at runtime
-    typer.Option(
-        "--store",
-        envvar="CKPT_STORE",
-        help="Store directory (default: the nearest .ckpt at or above the current directory).",
-        show_default=False,
-    ),
+    typer.Option("--store", envvar="CKPT_STORE", help=_STORE_HELP, show_default=False),
+]
+StoreOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--store", help=_STORE_HELP, show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 SessionOpt = Annotated[
@@ -67,6 +71,13 @@ class _PairedOptions(TyperCommand):
                 param.nargs = 2
 
 
+def _pairs(values: list[Any] | None) -> list[tuple[str, str]]:
+    pairs = [tuple(v) for v in values or []]
+    if any(len(p) != 2 for p in pairs):  # pragma: no cover - guards a typer upgrade
+        raise RuntimeError("--var values did not arrive as pairs; typer changed under us")
+    return [(str(k), str(v)) for k, v in pairs]
+
+
 def _errors(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -88,7 +99,7 @@ def _open(ctx: typer.Context, store: Path | None) -> Store:
 
 
 @app.callback()
-def _main(ctx: typer.Context, store: StoreOpt = None) -> None:
+def _main(ctx: typer.Context, store: GlobalStoreOpt = None) -> None:
     ctx.obj = {"store": store}
 
 
@@ -129,9 +140,9 @@ def commit(
         ),
     ] = None,
     var: Annotated[
-        # A bare tuple: typer cannot declare a repeatable two-value option, so the
-        # element type stays open here and _PairedOptions sets nargs=2.
-        Optional[list[tuple]],  # type: ignore[type-arg]  # noqa: UP045
+        # typer cannot declare a repeatable two-value option: _PairedOptions sets
+        # nargs=2 on it, so each item arrives as a (KEY, VALUE) pair.
+        Optional[list[str]],  # noqa: UP045
         typer.Option(
             "--var",
             metavar="KEY VALUE",
@@ -149,7 +160,7 @@ def commit(
     Without --state the checkpoint is the session's latest plus the given --var changes.
     """
     given, source = read_state(state) if state is not None else (None, "")
-    variables = {key: parse_var(value) for key, value in var or []}
+    variables = {key: parse_var(value) for key, value in _pairs(var)}
     with _open(ctx, store) as opened:
         info = opened.commit(
             given, session=session, variables=variables, notes=notes, source=source
@@ -225,6 +236,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 7,
 ) -> None:
     """Simulate a long-running agent session on a fresh store, then show what it holds."""
+    import tempfile
+
     from ckptstore.demo import run_demo
 
     base = directory or Path(tempfile.mkdtemp(prefix="ckpt-demo-"))
