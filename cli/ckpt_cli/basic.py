@@ -1,0 +1,181 @@
+"""The basic commands: init, commit (now), load (show), log (list), demo."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ckpt_cli.base import (
+    JsonOpt,
+    PairedOptions,
+    SessionOpt,
+    StoreOpt,
+    app,
+    handle_errors,
+    open_store,
+    pairs,
+    print_json,
+)
+from ckpt_cli.inputs import parse_var, read_state
+from ckpt_cli.render import human_size, render_checkpoint, render_log
+from ckptstore import Store
+from ckptstore.location import STORE_DIR, STORE_FILE
+
+
+@app.command()
+@handle_errors
+def init(
+    ctx: typer.Context,
+    directory: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Argument(
+            help="Project directory; the store goes in DIRECTORY/.ckpt.", show_default=False
+        ),
+    ] = None,
+    durability: Annotated[
+        str, typer.Option(help="full: survives power loss; fast: survives process crashes.")
+    ] = "full",
+    store: StoreOpt = None,
+) -> None:
+    """Create an empty store in ./.ckpt (or DIRECTORY/.ckpt, or --store DIR)."""
+    if durability not in ("full", "fast"):
+        raise typer.BadParameter("must be 'full' or 'fast'", param_hint="--durability")
+    target = store or (ctx.obj or {}).get("store")
+    if target is None:
+        target = (directory or Path.cwd()) / STORE_DIR
+    with Store.init(target, durability=durability) as opened:  # type: ignore[arg-type]
+        typer.echo(f"Initialized empty ckpt store in {opened.path}")
+
+
+@handle_errors
+def commit(
+    ctx: typer.Context,
+    state: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--state",
+            help="Checkpoint JSON file in the seed format, or - for stdin.",
+            show_default=False,
+        ),
+    ] = None,
+    var: Annotated[
+        # typer cannot declare a repeatable two-value option: PairedOptions sets
+        # nargs=2 on it, so each item arrives as a (KEY, VALUE) pair.
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--var",
+            metavar="KEY VALUE",
+            help="Set a variable (VALUE is JSON if it parses, else a string). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    notes: Annotated[str, typer.Option("--notes", "-m", help="Notes for this checkpoint.")] = "",
+    session: SessionOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """Record a checkpoint and print its id.
+
+    Without --state the checkpoint is the session's latest plus the given --var changes.
+    """
+    given, source = read_state(state) if state is not None else (None, "")
+    variables = {key: parse_var(value) for key, value in pairs(var)}
+    with open_store(ctx, store) as opened:
+        info = opened.commit(
+            given, session=session, variables=variables, notes=notes, source=source
+        )
+    if as_json:
+        print_json(info.to_dict())
+    else:
+        typer.echo(info.checkpoint_id)
+
+
+@handle_errors
+def load(
+    ctx: typer.Context,
+    ref: Annotated[
+        str, typer.Argument(help="Checkpoint id, object id, HEAD~N, session or session~N.")
+    ] = "HEAD",
+    session: SessionOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """Show a checkpoint (default: the latest of the current session)."""
+    with open_store(ctx, store) as opened:
+        ckpt = opened.checkpoint(f"sessions/{session}" if session and ref == "HEAD" else ref)
+    if as_json:
+        print_json(ckpt.data)
+    else:
+        typer.echo(render_checkpoint(ckpt))
+
+
+@handle_errors
+def log(
+    ctx: typer.Context,
+    ref: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Argument(help="Where to start (default: the session's latest).", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many checkpoints.")] = 20,
+    session: SessionOpt = None,
+    as_json: JsonOpt = False,
+    store: StoreOpt = None,
+) -> None:
+    """List checkpoints, newest first."""
+    with open_store(ctx, store) as opened:
+        entries = opened.log(ref, session=session, limit=limit)
+    if as_json:
+        print_json([entry.to_dict() for entry in entries])
+    else:
+        typer.echo(render_log(entries))
+
+
+app.command("commit", cls=PairedOptions)(commit)
+app.command("now", cls=PairedOptions, help="Alias of `ckpt commit` (the original skill's name).")(
+    commit
+)
+app.command("load")(load)
+app.command("show", help="Alias of `ckpt load`.")(load)
+app.command("log")(log)
+app.command("list", help="Alias of `ckpt log`.")(log)
+
+
+@app.command()
+@handle_errors
+def demo(
+    directory: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--dir",
+            help="Where to create the demo store (default: a new temporary directory).",
+            show_default=False,
+        ),
+    ] = None,
+    steps: Annotated[int, typer.Option(min=2, max=100_000, help="Checkpoints to simulate.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 7,
+) -> None:
+    """Simulate a long-running agent session on a fresh store, then show what it holds."""
+    import tempfile
+
+    from ckptstore.demo import run_demo
+
+    base = directory or Path(tempfile.mkdtemp(prefix="ckpt-demo-"))
+    target = base / STORE_DIR
+    typer.echo(f"Simulating an agent session: {steps} checkpoints into a new store at {target}")
+    with Store.init(target) as opened:
+        result = run_demo(opened, steps=steps, seed=seed)
+        typer.echo(f"\n$ ckpt log --limit 5\n{render_log(opened.log(limit=5))}")
+        middle = f"HEAD~{steps // 2}"
+        ckpt = opened.checkpoint(middle)
+        typer.echo(f"\n$ ckpt load {middle}\n{render_checkpoint(ckpt, max_items=8)}")
+    stat = os.stat(target / STORE_FILE)
+    typer.echo(
+        f"\n{result.checkpoints} checkpoints, {human_size(result.json_bytes)} of JSON given."
+        f"\nStore file: {human_size(stat.st_size)} ({human_size(stat.st_blocks * 512)} allocated)"
+        f" = {result.json_bytes / max(stat.st_size, 1):.0f}x smaller than the JSON"
+        f" (one JSON file per checkpoint would allocate {human_size(result.json_file_blocks)})."
+        f"\nExplore it:  ckpt --store {target} log"
+    )
