@@ -1,0 +1,205 @@
+"""House-style layering, checked on the source: imports point down only, the library is lean.
+
+::
+
+    ckpt_cli → store → snapshot / commits / revisions / demo → objectstore / refs / trees
+             → objects / compression / backends (and location, tokens) → errors
+
+Nothing in ``ckptstore/`` imports the CLI or its UI libraries, except the
+``python -m ckptstore`` entry point (``ckptstore/__main__.py``), which hands over to it.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "ckptstore"
+ENTRY_POINT = "ckptstore.__main__"
+UI_PACKAGES = frozenset({"typer", "click", "rich", "ckpt_cli", "cli", "shellingham"})
+
+# Layer of each first-level component of ckptstore (higher may import lower, not upwards).
+LAYERS: dict[str, int] = {
+    "errors": 0,
+    "objects": 1,
+    "compression": 1,
+    "backends": 1,
+    "location": 1,
+    "tokens": 1,
+    "objectstore": 2,
+    "refs": 2,
+    "trees": 2,
+    "snapshot": 3,
+    "commits": 3,
+    "revisions": 3,
+    "demo": 3,
+    "store": 4,
+    "__init__": 5,  # the package root re-exports the public API
+}
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module, dotted
+    target: str  # the imported module, dotted (absolute)
+    line: int
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts)
+
+
+def is_package(path: Path) -> bool:
+    return path.name == "__init__.py"
+
+
+def imports_of(path: Path) -> list[Import]:
+    """Every import statement in a file (function-level and TYPE_CHECKING ones too)."""
+    name = module_name(path)
+    package = name.removesuffix(".__init__") if is_package(path) else name.rpartition(".")[0]
+    found: list[Import] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.extend(Import(name, alias.name, node.lineno) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                stem = ".".join([*base, node.module] if node.module else base)
+            else:
+                stem = node.module or ""
+            found.append(Import(name, stem, node.lineno))
+            # `from ckptstore import store` imports the submodule itself.
+            for alias in node.names:
+                candidate = PACKAGE.parent.joinpath(*stem.split("."), alias.name)
+                if candidate.with_suffix(".py").is_file() or candidate.is_dir():
+                    found.append(Import(name, f"{stem}.{alias.name}", node.lineno))
+    return found
+
+
+def component(dotted: str) -> str | None:
+    """The first-level component of a ckptstore module (``None`` outside ckptstore)."""
+    parts = dotted.split(".")
+    if parts[0] != "ckptstore":
+        return None
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def library_files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+ALL_IMPORTS = [imp for path in library_files() for imp in imports_of(path)]
+
+
+def test_the_package_is_found_and_parsed() -> None:
+    names = {module_name(p) for p in library_files()}
+    assert {"ckptstore.store", "ckptstore.errors", "ckptstore.backends.sqlite"} <= names
+    assert any(imp.target == "ckptstore.errors" for imp in ALL_IMPORTS)
+
+
+def test_every_module_has_a_layer() -> None:
+    unknown = sorted(
+        {c for p in library_files() if (c := component(module_name(p))) not in LAYERS}
+        - {"__main__"}
+    )
+    assert unknown == [], f"give these modules a layer in tests/test_layering.py: {unknown}"
+
+
+def test_the_library_never_imports_the_cli_or_ui_packages() -> None:
+    offending = [
+        f"{imp.module}:{imp.line} imports {imp.target}"
+        for imp in ALL_IMPORTS
+        if imp.target.split(".")[0] in UI_PACKAGES and imp.module != ENTRY_POINT
+    ]
+    assert offending == []
+
+
+def test_the_entry_point_only_hands_over_to_the_cli() -> None:
+    targets = {imp.target for imp in ALL_IMPORTS if imp.module == ENTRY_POINT}
+    assert targets == {"ckpt_cli"}
+
+
+@pytest.mark.parametrize("layer", sorted(set(LAYERS.values())))
+def test_imports_point_down_only(layer: int) -> None:
+    offending = []
+    for imp in ALL_IMPORTS:
+        source, target = component(imp.module), component(imp.target)
+        if source is None or target is None or source == target:
+            continue
+        if LAYERS.get(source) != layer or target not in LAYERS:
+            continue
+        if LAYERS[target] > layer:
+            offending.append(
+                f"{imp.module}:{imp.line} ({source}, layer {layer}) imports {imp.target}"
+                f" ({target}, layer {LAYERS[target]})"
+            )
+    assert offending == [], "\n".join(offending)
+
+
+@pytest.mark.parametrize(
+    ("lower", "higher"),
+    [
+        (("objects", "compression", "backends", "errors"), ("objectstore", "trees", "snapshot")),
+        (("objects", "compression", "backends", "errors"), ("store", "refs", "commits")),
+        (("objectstore", "refs", "trees"), ("snapshot", "store", "revisions", "commits", "demo")),
+        (("snapshot", "commits", "revisions", "demo"), ("store",)),
+    ],
+)
+def test_named_lower_layers_never_import_named_higher_ones(
+    lower: tuple[str, ...], higher: tuple[str, ...]
+) -> None:
+    offending = [
+        f"{imp.module}:{imp.line} imports {imp.target}"
+        for imp in ALL_IMPORTS
+        if component(imp.module) in lower and component(imp.target) in higher
+    ]
+    assert offending == [], "\n".join(offending)
+
+
+def test_the_backends_import_nothing_above_errors() -> None:
+    allowed = {"backends", "errors"}
+    offending = [
+        f"{imp.module}:{imp.line} imports {imp.target}"
+        for imp in ALL_IMPORTS
+        if component(imp.module) == "backends"
+        and (target := component(imp.target)) is not None
+        and target not in allowed
+    ]
+    assert offending == []
+
+
+def imported_modules(code: str) -> set[str]:
+    """Modules a fresh interpreter imports to run ``code`` (from ``-X importtime``)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=PACKAGE.parent.parent,
+        check=True,
+    )
+    modules = set()
+    for line in result.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "imported package":
+                modules.add(name)
+    return modules
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["import ckptstore", "from ckptstore import Store; Store.memory().commit()"],
+)
+def test_importing_the_library_loads_no_ui_package(code: str) -> None:
+    modules = imported_modules(code)
+    assert {"ckptstore", "ckptstore.store", "ckptstore.backends.sqlite"} <= modules
+    ui = sorted(m for m in modules if m.split(".")[0] in UI_PACKAGES)
+    assert ui == [], f"`{code}` imports {ui}"
