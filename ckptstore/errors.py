@@ -13,7 +13,8 @@
     │   ├── InvalidCheckpoint
     │   ├── InvalidValue
     │   ├── InvalidRefName
-    │   └── InvalidRevision
+    │   ├── InvalidRevision
+    │   └── InvalidSetting
     ├── NotFound                   (+ LookupError)
     │   ├── ObjectNotFound
     │   ├── RevisionNotFound
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidInput",
     "InvalidRefName",
     "InvalidRevision",
+    "InvalidSetting",
     "InvalidValue",
     "MalformedData",
     "NotFound",
@@ -106,7 +108,9 @@ class StoreExists(StoreError, FileExistsError):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        super().__init__(f"a ckpt store already exists at '{path}'; use it, or pick another path")
+        super().__init__(
+            f"a store file already exists in '{path}'; use that store, or pick another path"
+        )
 
 
 class StoreNotWritable(StoreError, PermissionError):
@@ -198,6 +202,16 @@ class InvalidRevision(InvalidInput):
             f"bad reference {revision!r}: {problem}; use a checkpoint id, an object id,"
             " HEAD, HEAD~N, a session or session~N"
         )
+
+
+class InvalidSetting(InvalidInput):
+    """A setting (an environment variable, a config entry) has an unusable value."""
+
+    def __init__(self, name: str, value: str, problem: str) -> None:
+        self.name = name
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{name}={value!r}: {problem}; fix or unset it")
 
 
 # --- missing things -------------------------------------------------------------

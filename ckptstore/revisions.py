@@ -54,6 +54,8 @@ def parse_revision(text: str) -> tuple[str, int]:
         base = base[: match.start()]
     if not base:
         raise InvalidRevision(text, "it has no name before '~'")
+    if "~" in base or "^" in base:
+        raise InvalidRevision(text, "'~' must be followed by a number of generations")
     if back > MAX_ANCESTRY:
         raise InvalidRevision(text, f"{back} is too many generations")
     return base, back

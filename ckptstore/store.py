@@ -19,6 +19,7 @@ from ckptstore.commits import CommitInfo, iter_history, now_iso, read_commit
 from ckptstore.errors import (
     EmptySession,
     InvalidCheckpoint,
+    InvalidSetting,
     InvalidValue,
     RefConflict,
     StoreExists,
@@ -106,7 +107,7 @@ class Store:
             UnsupportedFormat: written by a newer ckptstore; nothing is written.
         """
         directory = find_store(path)
-        timeout = float(os.environ.get(_ENV_BUSY) or 60.0)
+        timeout = _busy_timeout()
         backend = SQLiteBackend.open(
             store_file(directory), durability=durability, busy_timeout=timeout
         )
@@ -341,3 +342,17 @@ def _frontier(
         if kind == Kind.TREE:
             refs.update(parse_node(data).children())
     return sorted(refs - new)
+
+
+def _busy_timeout() -> float:
+    """Seconds a writer waits for the store's write lock (``CKPT_BUSY_TIMEOUT``)."""
+    raw = os.environ.get(_ENV_BUSY)
+    if not raw:
+        return 60.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise InvalidSetting(_ENV_BUSY, raw, "must be a number of seconds") from None
+    if not 0 <= seconds < 86_400:
+        raise InvalidSetting(_ENV_BUSY, raw, "must be between 0 and 86400 seconds")
+    return seconds

@@ -193,9 +193,7 @@ def test_commit_rejects_an_unreadable_state_file(seeded: Path, tmp_path: Path, w
 def test_commit_var_without_a_value_is_a_usage_error(seeded: Path) -> None:
     before = store_counts(seeded)
     result = ckpt("commit", "--store", str(seeded), "--var", "lonely")
-    assert result.exit_code == 2
-    assert "--var" in result.stderr
-    assert "Traceback" not in result.output
+    assert_error(result, 2, "--var")
     assert_nothing_written(seeded, before)
 
 
@@ -305,9 +303,22 @@ def test_log_of_an_invalid_session_name_is_bad_input(two_sessions: Path) -> None
 @pytest.mark.parametrize("limit", ["0", "-3", "many"])
 def test_log_rejects_a_limit_below_one(two_sessions: Path, limit: str) -> None:
     result = ckpt("log", "--limit", limit, "--store", str(two_sessions))
+    assert_error(result, 2, "--limit", "ckpt log --help")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["bogus"], "No such command"), (["log", "--bogus"], "--bogus"), (["log", "a", "b"], "")],
+)
+def test_usage_errors_are_one_line_with_exit_2(args: list[str], needle: str) -> None:
+    assert_error(ckpt(*args), 2, needle)
+
+
+def test_bare_ckpt_prints_the_help() -> None:
+    result = ckpt()
     assert result.exit_code == 2
-    assert "--limit" in result.stderr
-    assert "Traceback" not in result.output
+    assert "Usage" in result.output
+    assert "commit" in result.output
 
 
 # --- demo -------------------------------------------------------------------------------
@@ -315,17 +326,14 @@ def test_log_rejects_a_limit_below_one(two_sessions: Path, limit: str) -> None:
 
 def test_demo_rejects_fewer_than_two_steps(tmp_path: Path) -> None:
     result = ckpt("demo", "--dir", str(tmp_path), "--steps", "1")
-    assert result.exit_code == 2
-    assert "--steps" in result.stderr
+    assert_error(result, 2, "--steps")
     assert not (tmp_path / ".ckpt").exists()
 
 
 def test_demo_refuses_a_directory_that_already_has_a_store(store_dir: Path) -> None:
     before = store_counts(store_dir)
     result = ckpt("demo", "--dir", str(store_dir.parent), "--steps", "2")
-    assert result.exit_code == 1
-    assert result.stderr.startswith("error: ")
-    assert "already exists" in result.stderr
+    assert_error(result, 1, "already exists")
     assert store_counts(store_dir) == before
 
 

@@ -2,8 +2,10 @@
 
 ::
 
-    ckpt_cli → store → snapshot / commits / revisions / demo → objectstore / refs / trees
+    ckpt_cli → demo → store → snapshot / commits / revisions → objectstore / refs / trees
              → objects / compression / backends (and location, tokens) → errors
+
+``demo`` drives the Store facade like any other client, so it sits above it.
 
 Nothing in ``ckptstore/`` imports the CLI or its UI libraries, except the
 ``python -m ckptstore`` entry point (``ckptstore/__main__.py``), which hands over to it.
@@ -37,9 +39,9 @@ LAYERS: dict[str, int] = {
     "snapshot": 3,
     "commits": 3,
     "revisions": 3,
-    "demo": 3,
     "store": 4,
-    "__init__": 5,  # the package root re-exports the public API
+    "demo": 5,  # a client of the facade, like the CLI
+    "__init__": 6,  # the package root re-exports the public API
 }
 
 
@@ -149,7 +151,8 @@ def test_imports_point_down_only(layer: int) -> None:
         (("objects", "compression", "backends", "errors"), ("objectstore", "trees", "snapshot")),
         (("objects", "compression", "backends", "errors"), ("store", "refs", "commits")),
         (("objectstore", "refs", "trees"), ("snapshot", "store", "revisions", "commits", "demo")),
-        (("snapshot", "commits", "revisions", "demo"), ("store",)),
+        (("snapshot", "commits", "revisions"), ("store", "demo")),
+        (("store",), ("demo",)),
     ],
 )
 def test_named_lower_layers_never_import_named_higher_ones(

@@ -248,7 +248,7 @@ def test_init_that_fails_midway_leaves_no_trace(
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
-        patch.setattr(os, "replace", refuse)
+        patch.setattr(os, "link", refuse)
         with pytest.raises(StoreNotWritable):
             Store.init(directory)
     assert list(directory.iterdir()) == []

@@ -70,7 +70,10 @@ class Backend(Protocol):
         ...
 
     def reading(self) -> AbstractContextManager[None]:
-        """A consistent read view: every read inside sees the same committed state."""
+        """A consistent read view: every read inside sees the same committed state.
+
+        Views nest. Calling :meth:`write` inside one is a programming error.
+        """
         ...
 
     def get_objects(self, ids: Sequence[bytes]) -> dict[bytes, StoredObject]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 
 from ckptstore.backends.base import ReflogEntry, RefUpdate, StoredObject, WriteResult
 
@@ -22,6 +22,7 @@ class MemoryBackend:
         self._reflog: list[ReflogEntry] = []
         self._settings: dict[str, str] = {}
         self._closed = False
+        self._read_depth = 0
 
     @property
     def location(self) -> str:
@@ -32,9 +33,17 @@ class MemoryBackend:
         if self._closed:
             raise RuntimeError("MemoryBackend is closed")
 
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        self._read_depth += 1
+        try:
+            yield
+        finally:
+            self._read_depth -= 1
+
     def reading(self) -> AbstractContextManager[None]:
-        """Reads under the lock are already consistent; nothing to set up."""
-        return nullcontext()
+        """Each read is consistent under the lock; this only tracks nesting."""
+        return self._reading()
 
     def get_objects(self, ids: Sequence[bytes]) -> dict[bytes, StoredObject]:
         """See :meth:`Backend.get_objects`."""
@@ -72,6 +81,8 @@ class MemoryBackend:
         """See :meth:`Backend.write`."""
         with self._lock:
             self._check_open()
+            if self._read_depth:
+                raise RuntimeError("write() inside reading(): finish reading first")
             for update in updates:
                 current = self._refs.get(update.name)
                 if current != update.old:

@@ -35,6 +35,7 @@ from ckptstore.errors import (
     CkptError,
     StoreBusy,
     StoreDamaged,
+    StoreExists,
     StoreNotFound,
     StoreNotWritable,
     UnsupportedFormat,
@@ -105,10 +106,13 @@ class SQLiteBackend:
     def create(cls, path: Path, *, durability: Durability = "full") -> None:
         """Create a new, empty store file at ``path`` atomically.
 
-        The file is built under a temporary name and renamed into place, so a crash
-        during creation never leaves a half-made store behind.
+        The file is built under a temporary name and hard-linked into place, so a crash
+        during creation never leaves a half-made store behind, and of two processes
+        creating the same store one wins and the other gets ``StoreExists`` (a rename
+        would silently replace a store the winner may already be committing to).
 
         Raises:
+            StoreExists: if ``path`` already exists.
             StoreNotWritable: if the directory cannot be written.
         """
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -126,8 +130,10 @@ class SQLiteBackend:
                 )
             finally:
                 conn.close()
-            os.replace(tmp, path)
+            os.link(tmp, path)
             _fsync_dir(path.parent)
+        except FileExistsError as err:
+            raise StoreExists(str(path.parent)) from err
         except sqlite3.Error as err:
             raise _translate(err, str(path.parent), 0) from err
         except OSError as err:
@@ -155,10 +161,15 @@ class SQLiteBackend:
         """
         if not path.is_file():
             raise StoreNotFound(str(path.parent), reason=f"'{path.name}' is missing")
+        # mode=rw: never let SQLite create an empty database in place of a missing one.
+        query = "mode=rw"
+        if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+            # WAL readers need to create the -shm file; where nobody can write, nobody
+            # can change the store either, so reading it as immutable is safe.
+            query = "mode=ro&immutable=1"
         try:
-            # mode=rw: never let SQLite create an empty database in place of a missing one.
             conn = sqlite3.connect(
-                f"{path.resolve().as_uri()}?mode=rw",
+                f"{path.resolve().as_uri()}?{query}",
                 uri=True,
                 isolation_level=None,
                 timeout=busy_timeout,
@@ -280,6 +291,8 @@ class SQLiteBackend:
         """See :meth:`Backend.write`: one ``BEGIN IMMEDIATE`` transaction."""
         now = time.time_ns()
         with self._guard() as conn:
+            if self._read_depth:
+                raise RuntimeError("write() inside reading(): finish reading first")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = self._write_locked(conn, objects, updates, require, now)

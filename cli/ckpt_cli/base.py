@@ -9,16 +9,52 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional, ParamSpec, TypeVar
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperGroup
 
 from ckptstore import CkptError, InvalidInput, Store
 
+# click's exception base class, reached through typer's public re-export: typer
+# vendors click in some releases and depends on it in others.
+_CLICK_ERROR: type[Exception] = next(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"
+)
+
+
+class _OneLineErrors(TyperGroup):
+    """Usage errors print as one ``error:`` line (exit 2), like every other error."""
+
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+        standalone_mode: bool = True, **extra: Any,
+    ) -> Any:  # fmt: skip
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except _CLICK_ERROR as err:
+            if type(err).__name__ == "NoArgsIsHelpError":  # bare `ckpt`: show the help
+                typer.echo(err.ctx.get_help(), err=True)  # type: ignore[attr-defined]
+            else:
+                ctx = getattr(err, "ctx", None)
+                hint = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+                message = err.format_message().rstrip(".")  # type: ignore[attr-defined]
+                typer.echo(f"error: {message}{hint}", err=True)
+            sys.exit(err.exit_code)  # type: ignore[attr-defined]
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        # In non-standalone mode click returns an Exit's code instead of exiting.
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     name="ckpt",
     help="Content-addressed checkpoints for AI-agent sessions: commit, load, log.",
     no_args_is_help=True,

@@ -164,8 +164,8 @@ def demo(
 
     base = directory or Path(tempfile.mkdtemp(prefix="ckpt-demo-"))
     target = base / STORE_DIR
-    typer.echo(f"Simulating an agent session: {steps} checkpoints into a new store at {target}")
     with Store.init(target) as opened:
+        typer.echo(f"Simulating an agent session: {steps} checkpoints into a new store at {target}")
         result = run_demo(opened, steps=steps, seed=seed)
         typer.echo(f"\n$ ckpt log --limit 5\n{render_log(opened.log(limit=5))}")
         middle = f"HEAD~{steps // 2}"
