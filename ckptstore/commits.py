@@ -76,6 +76,7 @@ class CommitInfo:
     agent_id: str | None
     agent_tier: int | None
     estimated_tokens: int
+    generation: int
 
     @classmethod
     def build(cls, oid: bytes, commit: Commit, parent: Commit | None) -> CommitInfo:
@@ -95,6 +96,7 @@ class CommitInfo:
             agent_id=commit.agent_id,
             agent_tier=commit.agent_tier,
             estimated_tokens=commit.estimated_tokens,
+            generation=commit.generation,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,6 +110,7 @@ class CommitInfo:
             "agent_id": self.agent_id,
             "agent_tier": self.agent_tier,
             "estimated_tokens": self.estimated_tokens,
+            "generation": self.generation,
             "parent_checkpoint_id": self.parent_checkpoint_id,
             "parents": list(self.parents),
             "tree": self.tree,

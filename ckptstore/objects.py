@@ -299,7 +299,8 @@ class Commit:
 
     ``tree`` and ``parents`` are raw ids. ``created_at`` is an ISO 8601 timestamp kept
     as given (imports preserve the original string); commits made here use UTC with
-    microseconds.
+    microseconds. ``generation`` is 1 for a commit without parents, else one more than
+    its first parent's: a session's length is read off its head, without a walk.
     """
 
     tree: bytes
@@ -310,6 +311,7 @@ class Commit:
     agent_id: str | None = None
     agent_tier: int | None = None
     estimated_tokens: int = 0
+    generation: int = 1
 
     def to_bytes(self) -> bytes:
         """The canonical encoding of this commit."""
@@ -323,6 +325,7 @@ class Commit:
                 "agent_id": self.agent_id,
                 "agent_tier": self.agent_tier,
                 "estimated_tokens": self.estimated_tokens,
+                "generation": self.generation,
             },
             allow_bytes=True,
         )
@@ -346,6 +349,7 @@ class Commit:
             agent_id=value["agent_id"],
             agent_tier=value["agent_tier"],
             estimated_tokens=value["estimated_tokens"],
+            generation=value["generation"],
         )
 
 
@@ -377,4 +381,5 @@ _COMMIT_TYPES: dict[str, type | tuple[type, ...]] = {
     "agent_id": (str, type(None)),
     "agent_tier": (int, type(None)),
     "estimated_tokens": int,
+    "generation": int,
 }

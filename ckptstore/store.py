@@ -206,7 +206,8 @@ class Store:
         stamp = created_at or now_iso()
         for attempt in range(MAX_ATTEMPTS):
             head = self.refs.session_head(session)
-            built, agent = self._build(fixed, head, assign, tuple(unset))
+            parent = read_commit(self.objects, head) if head is not None else None
+            built, agent = self._build(fixed, parent, assign, tuple(unset))
             commit = Commit(
                 tree=built.root,
                 parents=(head,) if head is not None else (),
@@ -216,6 +217,7 @@ class Store:
                 agent_id=agent[0],
                 agent_tier=agent[1],
                 estimated_tokens=built.tokens,
+                generation=parent.generation + 1 if parent is not None else 1,
             )
             data = commit.to_bytes()
             oid = object_id(Kind.COMMIT, data)
@@ -228,7 +230,6 @@ class Store:
             result = self.backend.write(stored, [update], require=require)
             if result.ok:
                 self._follow_first_session(session)
-                parent = read_commit(self.objects, head) if head is not None else None
                 return CommitInfo.build(oid, commit, parent)
             # Lost a race (or an object we reused was collected): back off and rebuild.
             time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
@@ -248,14 +249,14 @@ class Store:
     def _build(
         self,
         fixed: Built | None,
-        head: bytes | None,
+        parent: Commit | None,
         assign: Mapping[str, Any],
         unset: tuple[str, ...],
     ) -> tuple[Built, tuple[str | None, int | None]]:
         """The objects of the new checkpoint, and its agent id and tier."""
         if fixed is not None:
             return Built(fixed.root, dict(fixed.pending), fixed.tokens), fixed.agent
-        if head is None:
+        if parent is None:
             if unset:
                 raise InvalidCheckpoint(
                     f"$.variables.{unset[0]}", "is not set, so it cannot be unset"
@@ -264,7 +265,6 @@ class Store:
             state["variables"] = dict(sorted(assign.items()))
             built = write_state(state)
             return built, built.agent
-        parent = read_commit(self.objects, head)
         built, delta = edit_variables(self.objects, parent.tree, assign, unset)
         built.tokens = parent.estimated_tokens + delta
         return built, (parent.agent_id, parent.agent_tier)

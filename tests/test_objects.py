@@ -216,7 +216,7 @@ def test_commit_round_trips_and_its_encoding_is_pinned() -> None:
     data = commit.to_bytes()
     assert Commit.from_value(decode(data)) == commit
     assert object_id(Kind.COMMIT, data).hex() == (
-        "185897481a012d59319f5a7a708f41d8bbe672e213b37ce645aef4eda42dcc70"
+        "400e679bfaa869f58f8b2ffe33e49e102fb348d5b140b64d49787ecf059fde60"
     )
 
 
