@@ -14,17 +14,21 @@
     │   ├── InvalidValue
     │   ├── InvalidRefName
     │   ├── InvalidRevision
+    │   ├── InvalidPath
+    │   ├── InvalidDuration
     │   └── InvalidSetting
     ├── NotFound                   (+ LookupError)
     │   ├── ObjectNotFound
     │   ├── RevisionNotFound
+    │   ├── PathNotFound
     │   ├── AmbiguousRevision
     │   └── EmptySession
     ├── IntegrityError
     │   ├── CorruptObject
     │   ├── StoreDamaged
     │   └── MalformedData          (+ ValueError)
-    └── RefConflict
+    ├── RefConflict
+    └── RefExists
 
 Every exception builds its message from the fields it carries (raise sites pass data,
 not prose), and the fields stay available as attributes. Messages are one line: what
@@ -44,7 +48,9 @@ __all__ = [
     "EmptySession",
     "IntegrityError",
     "InvalidCheckpoint",
+    "InvalidDuration",
     "InvalidInput",
+    "InvalidPath",
     "InvalidRefName",
     "InvalidRevision",
     "InvalidSetting",
@@ -52,7 +58,9 @@ __all__ = [
     "MalformedData",
     "NotFound",
     "ObjectNotFound",
+    "PathNotFound",
     "RefConflict",
+    "RefExists",
     "RevisionNotFound",
     "StoreBusy",
     "StoreDamaged",
@@ -214,6 +222,29 @@ class InvalidSetting(InvalidInput):
         super().__init__(f"{name}={value!r}: {problem}; fix or unset it")
 
 
+class InvalidPath(InvalidInput):
+    """A path into a checkpoint (``REF:PATH``, ``--key``) is malformed."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(
+            f"bad path {path!r}: {problem}; write section.key.field, e.g. variables.plan"
+            ' or tasks.42.status (quote keys with dots: variables."a.b")'
+        )
+
+
+class InvalidDuration(InvalidInput):
+    """A time argument is neither ISO 8601 nor a duration such as ``2h``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        super().__init__(
+            f"bad time {text!r}; give an ISO 8601 time (2026-01-23T12:00:00) or a duration"
+            " ago: 90s, 30m, 2h, 3d, 1w"
+        )
+
+
 # --- missing things -------------------------------------------------------------
 
 
@@ -248,6 +279,23 @@ class RevisionNotFound(NotFound):
             else "; list checkpoints with `ckpt log`"
         )
         super().__init__(f"no checkpoint matches {revision!r}{extra}{hint}")
+
+
+class PathNotFound(NotFound):
+    """A path names nothing in the checkpoint."""
+
+    def __init__(self, path: str, problem: str, known: Sequence[str] = ()) -> None:
+        self.path = path
+        self.problem = problem
+        self.known = tuple(known)
+        hint = (
+            "; known: "
+            + ", ".join(self.known[:_MAX_CANDIDATES])
+            + (" …" if len(self.known) > _MAX_CANDIDATES else "")
+            if self.known
+            else ""
+        )
+        super().__init__(f"{path}: {problem}{hint}")
 
 
 class AmbiguousRevision(NotFound):
@@ -333,4 +381,17 @@ class RefConflict(CkptError):
         super().__init__(
             f"{ref} kept moving under concurrent writers ({attempts} attempts; expected"
             f" {expected or 'nothing'}, found {found or 'nothing'}); retry the command"
+        )
+
+
+class RefExists(CkptError):
+    """A session or tag to be created already exists."""
+
+    def __init__(self, ref: str, current: str) -> None:
+        self.ref = ref
+        self.current = current
+        kind = "tag" if ref.startswith("tags/") else "session"
+        super().__init__(
+            f"{ref} already exists (at {current[:12]}); pick another name"
+            + (" or pass --force to move it" if kind == "tag" else "")
         )

@@ -5,33 +5,39 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import islice
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from ckptstore.backends.base import Backend
+from ckptstore.backends.base import Backend, RefUpdate
 from ckptstore.backends.memory import MemoryBackend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
 from ckptstore.commits import CommitInfo, iter_history, now_iso, read_commit
+from ckptstore.diff import Change
 from ckptstore.errors import (
     EmptySession,
     InvalidCheckpoint,
     InvalidSetting,
     InvalidValue,
     RefConflict,
+    RefExists,
+    RevisionNotFound,
     StoreExists,
     StoreNotWritable,
 )
+from ckptstore.history import KeyChange, filtered_log, key_history, parse_moment
 from ckptstore.location import STORE_DIR, find_store, store_file
 from ckptstore.objects import Commit, Kind, ObjectId, canonical, object_id
 from ckptstore.objectstore import ObjectStore
-from ckptstore.refs import Refs, check_name
+from ckptstore.paths import lookup, parse_path
+from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, Refs, check_name
 from ckptstore.revisions import resolve_revision
 from ckptstore.snapshot import (
     FIELD_ORDER,
+    STORE_OWNED,
     Built,
     edit_variables,
     empty_state,
@@ -39,9 +45,10 @@ from ckptstore.snapshot import (
     validate_state,
     write_state,
 )
+from ckptstore.treediff import diff_trees
 from ckptstore.trees import parse_node
 
-__all__ = ["Checkpoint", "Store"]
+__all__ = ["Checkpoint", "SessionInfo", "Store"]
 
 MAX_ATTEMPTS: Final = 200
 _ABSENT: Final = object()
@@ -309,23 +316,171 @@ class Store:
         return Checkpoint(info, data)
 
     def log(
-        self, ref: str | None = None, *, session: str | None = None, limit: int | None = 20
+        self,
+        ref: str | None = None,
+        *,
+        session: str | None = None,
+        limit: int | None = 20,
+        all_sessions: bool = False,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        grep: str | None = None,
     ) -> list[CommitInfo]:
         """Return checkpoints newest first, from ``ref`` (default: the session's newest).
 
+        ``all_sessions`` merges every session by time (a checkpoint shared by forked
+        sessions is listed once). ``since``/``until`` take datetimes, ISO 8601 text or
+        durations ago (``2h``, ``3d``); ``grep`` keeps notes containing the text.
+
         Raises:
             EmptySession: if the session has no checkpoints.
+            InvalidDuration: if a time is malformed.
         """
+        low, high = (_moment(since), _moment(until))
+        with self.backend.reading():
+            if all_sessions:
+                starts = [*self.refs.sessions().values(), *self.refs.tags().values()]
+            else:
+                starts = [self._start(ref, session)]
+            return filtered_log(self.objects, starts, since=low, until=high, grep=grep, limit=limit)
+
+    def _start(self, ref: str | None, session: str | None) -> bytes:
         if ref is None:
             name = check_name(session) if session is not None else self.current_session
             head = self.refs.session_head(name)
             if head is None:
                 raise EmptySession(name, others=list(self.refs.sessions()))
-            ref = f"sessions/{name}"
+            return head
+        return resolve_revision(self.objects, self.refs, ref)
+
+    # --- history: diff, per-value history, paths ---------------------------------------
+
+    def diff(self, old: str = "HEAD~1", new: str = "HEAD") -> list[Change]:
+        """What changed from checkpoint ``old`` to ``new`` (any two, related or not).
+
+        Reads only the parts of the two trees that differ.
+        """
         with self.backend.reading():
-            start = resolve_revision(self.objects, self.refs, ref)
-            history: Iterator[CommitInfo] = iter_history(self.objects, start)
-            return list(history if limit is None else islice(history, limit))
+            trees = [
+                read_commit(self.objects, resolve_revision(self.objects, self.refs, ref)).tree
+                for ref in (old, new)
+            ]
+            return diff_trees(self.objects, trees[0], trees[1])
+
+    def history(
+        self,
+        key: str,
+        ref: str | None = None,
+        *,
+        session: str | None = None,
+        limit: int | None = 20,
+    ) -> list[KeyChange]:
+        """The checkpoints where the value at path ``key`` changed, newest first.
+
+        ``key`` is a path such as ``variables.plan``, ``tasks.42`` or ``phase``.
+        """
+        path = parse_path(key)
+        with self.backend.reading():
+            return key_history(self.objects, self._start(ref, session), path, limit=limit)
+
+    def show(self, ref: str, path: str) -> Any:
+        """The value at ``path`` (``variables.plan``, ``tasks.42.status``) in checkpoint ``ref``."""
+        segments = parse_path(path)
+        if segments[0] in STORE_OWNED and len(segments) == 1:
+            return self.load(ref)[segments[0]]
+        with self.backend.reading():
+            commit = read_commit(self.objects, resolve_revision(self.objects, self.refs, ref))
+            return lookup(self.objects, commit.tree, segments, text=f"{ref}:{path}")
+
+    # --- sessions and tags ----------------------------------------------------------------
+
+    def fork(self, name: str, ref: str = "HEAD", *, switch: bool = False) -> CommitInfo:
+        """Start session ``name`` at checkpoint ``ref`` (no copying: a new ref).
+
+        Raises:
+            RefExists: if the session already exists.
+        """
+        return self._create_ref(SESSION_PREFIX, name, ref, switch=switch)
+
+    def switch(self, name: str) -> None:
+        """Make session ``name`` the current one (HEAD).
+
+        Raises:
+            RevisionNotFound: if no such session has checkpoints.
+        """
+        if self.refs.session_head(check_name(name)) is None:
+            raise RevisionNotFound(name, candidates=list(self.refs.sessions()))
+        self.refs.set_current_session(name)
+
+    def session_list(self) -> list[SessionInfo]:
+        """Every session: head checkpoint, length and time; read from refs and heads only."""
+        current = self.current_session
+        with self.backend.reading():
+            return [
+                SessionInfo(name, next(iter_history(self.objects, oid)), name == current)
+                for name, oid in self.refs.sessions().items()
+            ]
+
+    def tag(self, name: str, ref: str = "HEAD", *, force: bool = False) -> CommitInfo:
+        """Name checkpoint ``ref`` with tag ``name`` (usable wherever a REF is).
+
+        Raises:
+            RefExists: if the tag exists and ``force`` is false.
+        """
+        return self._create_ref(TAG_PREFIX, name, ref, force=force)
+
+    def delete_tag(self, name: str) -> None:
+        """Remove tag ``name``.
+
+        Raises:
+            RevisionNotFound: if there is no such tag.
+        """
+        old = self.backend.get_ref(TAG_PREFIX + check_name(name))
+        if old is None:
+            raise RevisionNotFound(f"{TAG_PREFIX}{name}", candidates=list(self.refs.tags()))
+        update = RefUpdate(TAG_PREFIX + name, old, None, "tag: delete")
+        if not self.backend.write([], [update]).ok:
+            raise RefConflict(TAG_PREFIX + name, old.hex(), None, 1)
+
+    def tags(self) -> dict[str, CommitInfo]:
+        """Every tag and the checkpoint it names."""
+        with self.backend.reading():
+            return {
+                name: next(iter_history(self.objects, oid))
+                for name, oid in self.refs.tags().items()
+            }
+
+    def _create_ref(
+        self, prefix: str, name: str, ref: str, *, switch: bool = False, force: bool = False
+    ) -> CommitInfo:
+        full = prefix + check_name(name)
+        with self.backend.reading():
+            target = resolve_revision(self.objects, self.refs, ref)
+            info = next(iter_history(self.objects, target))
+            old = self.backend.get_ref(full)
+        if old is not None and not force:
+            raise RefExists(full, old.hex())
+        verb = "fork" if prefix == SESSION_PREFIX else "tag"
+        if not self.backend.write([], [RefUpdate(full, old, target, f"{verb}: from {ref}")]).ok:
+            raise RefConflict(full, old.hex() if old else None, None, 1)
+        if switch:
+            self.refs.set_current_session(name)
+        return info
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A session as ``ckpt session list`` shows it: ``head.generation`` is its length."""
+
+    name: str
+    head: CommitInfo
+    current: bool
+
+
+def _moment(value: str | datetime | None) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return parse_moment(value)
 
 
 def _frontier(

@@ -21,6 +21,7 @@ from ckpt_cli.base import (
 )
 from ckpt_cli.inputs import parse_var, read_state
 from ckpt_cli.render import human_size, render_checkpoint, render_log
+from ckpt_cli.render_diff import render_key_history
 from ckptstore import Store
 from ckptstore.location import STORE_DIR, STORE_FILE
 
@@ -103,7 +104,19 @@ def load(
     as_json: JsonOpt = False,
     store: StoreOpt = None,
 ) -> None:
-    """Show a checkpoint (default: the latest of the current session)."""
+    """Show a checkpoint (default: the latest of the current session).
+
+    REF:PATH shows one value: HEAD:variables.plan, HEAD~3:tasks, ckpt-...:tasks.42.status.
+    """
+    if ":" in ref:
+        ref_part, path = ref.split(":", 1)
+        with open_store(ctx, store) as opened:
+            value = opened.show(ref_part or "HEAD", path)
+        if as_json or not isinstance(value, str):
+            print_json(value)
+        else:
+            typer.echo(value)
+        return
     with open_store(ctx, store) as opened:
         ckpt = opened.checkpoint(f"sessions/{session}" if session and ref == "HEAD" else ref)
     if as_json:
@@ -121,16 +134,55 @@ def log(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="How many checkpoints.")] = 20,
     session: SessionOpt = None,
+    oneline: Annotated[bool, typer.Option("--oneline", help="One line per checkpoint.")] = False,
+    all_sessions: Annotated[
+        bool, typer.Option("--all", help="Every session, merged by time.")
+    ] = False,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Newer than: ISO time or 30m, 2h, 3d, 1w ago.", show_default=False),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="Older than: ISO time or a duration ago.", show_default=False),
+    ] = None,
+    grep: Annotated[
+        str | None,
+        typer.Option(help="Only checkpoints whose notes contain TEXT.", show_default=False),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(
+            help="Only checkpoints where this value changed, with the change"
+            " (variables.plan, tasks.42, phase).",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """List checkpoints, newest first."""
     with open_store(ctx, store) as opened:
-        entries = opened.log(ref, session=session, limit=limit)
+        if key is not None:
+            found = opened.history(key, ref, session=session, limit=limit)
+            entries = [item.commit for item in found]
+        else:
+            found = []
+            entries = opened.log(
+                ref, session=session, limit=limit, all_sessions=all_sessions,
+                since=since, until=until, grep=grep,
+            )  # fmt: skip
     if as_json:
-        print_json([entry.to_dict() for entry in entries])
+        if key is not None:
+            print_json(
+                [{**f.commit.to_dict(), "changes": [c.to_dict() for c in f.changes]} for f in found]
+            )
+        else:
+            print_json([entry.to_dict() for entry in entries])
+    elif key is not None:
+        typer.echo(render_key_history(found, oneline=oneline))
     else:
-        typer.echo(render_log(entries))
+        typer.echo(render_log(entries, oneline=oneline))
 
 
 app.command("commit", cls=PairedOptions)(commit)

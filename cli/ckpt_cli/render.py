@@ -145,8 +145,13 @@ def render_checkpoint(ckpt: Checkpoint, *, max_items: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def render_log(entries: list[CommitInfo]) -> str:
+def render_log(entries: list[CommitInfo], *, oneline: bool = False) -> str:
     """The ``ckpt log`` view: one header line per checkpoint, notes indented below."""
+    if oneline:
+        return "\n".join(
+            f"{i.checkpoint_id} [{i.session}] {(i.notes.splitlines() or [''])[0]}".rstrip()
+            for i in entries
+        )
     lines = []
     for info in entries:
         when = info.created_at.replace("T", " ")[:19]
