@@ -2,7 +2,8 @@
 
 ::
 
-    ckpt_cli → demo → store → snapshot / commits / revisions → objectstore / refs / trees
+    ckpt_cli → demo → store → snapshot / commits / revisions / diff / treediff / history
+             → objectstore / refs / trees / paths
              → objects / compression / backends (and location, tokens) → errors
 
 ``demo`` drives the Store facade like any other client, so it sits above it.
@@ -36,9 +37,13 @@ LAYERS: dict[str, int] = {
     "objectstore": 2,
     "refs": 2,
     "trees": 2,
+    "paths": 2,  # reads values out of trees
     "snapshot": 3,
     "commits": 3,
     "revisions": 3,
+    "diff": 3,  # pure: changes between states
+    "treediff": 3,  # the same changes, from a walk over two trees
+    "history": 3,
     "store": 4,
     "demo": 5,  # a client of the facade, like the CLI
     "__init__": 6,  # the package root re-exports the public API
