@@ -1,0 +1,106 @@
+"""Where a CLI commit's milliseconds go: interpreter start, imports, the commit itself.
+
+Run after the main run, on its stores: ``ckpt commit --var KEY VALUE`` against the
+ckptstore store, interleaved with ``git add && git commit`` of the checkpoint file with
+the same variable changed (the file is written untimed), plus ``python -c pass`` (the
+interpreter's own start) and ``python -X importtime`` of the same ``ckpt`` command.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from peers.base import PYTHON
+from peers.ckpt import ckpt_argv
+from peers.git import GitPeer
+
+__all__ = ["importtime", "measure"]
+
+_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
+
+
+def _wall(argv: list[str], cwd: Path | None = None) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def importtime(argv: list[str]) -> dict[str, Any]:
+    """Run ``python -X importtime`` on a command; the total and the top-level modules."""
+    done = subprocess.run(
+        [PYTHON, "-X", "importtime", *argv], capture_output=True, text=True, check=True
+    )
+    matches = [m for m in map(_LINE.match, done.stderr.splitlines()) if m]
+    rows = [(len(m[3]), m[4], int(m[2]), int(m[1])) for m in matches]
+    top = min((depth for depth, *_ in rows), default=0)
+    roots = sorted(((r[1], r[2]) for r in rows if r[0] == top), key=lambda r: -r[1])
+    heavy = sorted(((r[1], r[3]) for r in rows), key=lambda r: -r[1])
+    return {
+        "total_us": sum(cum for _, cum in roots),
+        "top": roots[:12],
+        "self_top": heavy[:15],
+        "modules": len(rows),
+    }
+
+
+def measure(
+    store_dir: Path, git: GitPeer | None, state: dict[str, Any], session: str, samples: int
+) -> dict[str, Any]:
+    """Wall times of the CLI paths, ``samples`` each, interleaved; see the module doc."""
+    ckpt = [*ckpt_argv(), "--store", str(store_dir)]
+    out: dict[str, Any] = {
+        "python -c pass": [],
+        "ckpt commit --var": [],
+        "git add && git commit": [],
+    }
+    out["python -c 'import ckptstore'"] = []
+    for n in range(samples):
+        out["python -c pass"].append(_wall([PYTHON, "-c", "pass"]))
+        out["python -c 'import ckptstore'"].append(_wall([PYTHON, "-c", "import ckptstore"]))
+        argv = [*ckpt, "commit", "--var", "bench_probe", str(n), "--session", session]
+        out["ckpt commit --var"].append(_wall(argv))
+        if git is not None:
+            changed = {**state, "variables": {**state["variables"], "bench_probe": n}}
+            git.write(changed, session)
+            out["git add && git commit"].append(git.add_commit(session, f"probe {n}"))
+    ckpt_module = [PYTHON, "-m", "ckpt_cli", "--store", str(store_dir)]
+    out["importtime"] = importtime(
+        [*ckpt_module[1:], "commit", "--var", "bench_probe", "x", "--session", session]
+    )
+    return out
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    """The startup figures as a table and the import-time top list."""
+    lines = ["| command | p50 ms | min ms | samples |", "|---|---|---|---|"]
+    for name, values in figures.items():
+        if isinstance(values, list) and values:
+            lines.append(
+                f"| `{name}` | {statistics.median(values) * 1000:.1f} |"
+                f" {min(values) * 1000:.1f} | {len(values)} |"
+            )
+    imp = figures.get("importtime")
+    if imp:
+        lines += [
+            "",
+            f"`python -X importtime -m ckpt_cli ... commit --var`: {imp['modules']} modules,"
+            f" {imp['total_us'] / 1000:.1f} ms of imports (cumulative, top level):",
+            "",
+            "| top-level import | cumulative ms |",
+            "|---|---|",
+        ]
+        lines += [f"| `{name}` | {us / 1000:.1f} |" for name, us in imp["top"]]
+        lines += ["", "| heaviest modules (self time) | self ms |", "|---|---|"]
+        lines += [f"| `{name}` | {us / 1000:.1f} |" for name, us in imp["self_top"]]
+    return "\n".join(lines)
+
+
+def dump(figures: dict[str, Any]) -> str:
+    """JSON of the figures (for --json)."""
+    return json.dumps(figures, indent=2)
