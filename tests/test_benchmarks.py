@@ -22,6 +22,7 @@ sys.path.insert(0, str(BENCH))
 
 import measure  # noqa: E402
 import run as bench_run  # noqa: E402
+import techniques  # noqa: E402
 from peers.json_files import JsonFilesPeer  # noqa: E402
 from workload import generate, profile  # noqa: E402
 
@@ -177,3 +178,19 @@ def test_bigstate_changes_exactly_three_entries() -> None:
         names = a["variables"].keys() | b["variables"].keys()
         variables = sum(a["variables"].get(k) != b["variables"].get(k) for k in names)
         assert (tasks, variables) == (2, 1)
+
+
+def test_technique_prototypes_account_for_every_new_object() -> None:
+    result = techniques.measure("tiny")
+    per = result["per_checkpoint"]
+    assert result["commits"] == TINY.base_steps  # the base session only
+    today = {k.split(":")[0]: v for k, v in per.items() if "(today)" in k}
+    assert set(today) == {"small", "large", "trees"}
+    # Each alternative covers exactly the objects of its group that are stored today.
+    for key, v in per.items():
+        group = key.split(":")[0]
+        if group in today:
+            assert v["raw"] == pytest.approx(today[group]["raw"]), key
+    pack = per["commit: all new objects in one frame, delta vs what they replace"]
+    assert pack["raw"] == pytest.approx(sum(v["raw"] for v in today.values()))
+    assert pack["objects"] == 1
