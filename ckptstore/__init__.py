@@ -1,6 +1,7 @@
 """ckptstore: a content-addressed, git-like snapshot store for AI-agent session checkpoints."""
 
 from ckptstore.commits import CommitInfo
+from ckptstore.diff import Change
 from ckptstore.errors import (
     AmbiguousRevision,
     CkptError,
@@ -8,7 +9,9 @@ from ckptstore.errors import (
     EmptySession,
     IntegrityError,
     InvalidCheckpoint,
+    InvalidDuration,
     InvalidInput,
+    InvalidPath,
     InvalidRefName,
     InvalidRevision,
     InvalidSetting,
@@ -16,7 +19,9 @@ from ckptstore.errors import (
     MalformedData,
     NotFound,
     ObjectNotFound,
+    PathNotFound,
     RefConflict,
+    RefExists,
     RevisionNotFound,
     StoreBusy,
     StoreDamaged,
@@ -26,13 +31,15 @@ from ckptstore.errors import (
     StoreNotWritable,
     UnsupportedFormat,
 )
+from ckptstore.history import KeyChange
 from ckptstore.objects import ObjectId
-from ckptstore.store import Checkpoint, Store
+from ckptstore.store import Checkpoint, SessionInfo, Store
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousRevision",
+    "Change",
     "Checkpoint",
     "CkptError",
     "CommitInfo",
@@ -40,17 +47,23 @@ __all__ = [
     "EmptySession",
     "IntegrityError",
     "InvalidCheckpoint",
+    "InvalidDuration",
     "InvalidInput",
+    "InvalidPath",
     "InvalidRefName",
     "InvalidRevision",
     "InvalidSetting",
     "InvalidValue",
+    "KeyChange",
     "MalformedData",
     "NotFound",
     "ObjectId",
     "ObjectNotFound",
+    "PathNotFound",
     "RefConflict",
+    "RefExists",
     "RevisionNotFound",
+    "SessionInfo",
     "Store",
     "StoreBusy",
     "StoreDamaged",
