@@ -16,7 +16,10 @@
     │   ├── InvalidRevision
     │   ├── InvalidPath
     │   ├── InvalidDuration
-    │   └── InvalidSetting
+    │   ├── InvalidSetting
+    │   ├── InvalidConfig
+    │   ├── InvalidOption
+    │   └── UnknownTaskType
     ├── NotFound                   (+ LookupError)
     │   ├── ObjectNotFound
     │   ├── RevisionNotFound
@@ -48,8 +51,10 @@ __all__ = [
     "EmptySession",
     "IntegrityError",
     "InvalidCheckpoint",
+    "InvalidConfig",
     "InvalidDuration",
     "InvalidInput",
+    "InvalidOption",
     "InvalidPath",
     "InvalidRefName",
     "InvalidRevision",
@@ -68,6 +73,7 @@ __all__ = [
     "StoreExists",
     "StoreNotFound",
     "StoreNotWritable",
+    "UnknownTaskType",
     "UnsupportedFormat",
 ]
 
@@ -220,6 +226,45 @@ class InvalidSetting(InvalidInput):
         self.value = value
         self.problem = problem
         super().__init__(f"{name}={value!r}: {problem}; fix or unset it")
+
+
+class InvalidConfig(InvalidInput):
+    """The store's config file (``config.toml``) is not valid.
+
+    ``key`` is the dotted key at fault (empty for the file as a whole); ``line`` is its
+    line when it can be found.
+    """
+
+    def __init__(self, path: str, key: str, problem: str, line: int | None = None) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        self.line = line
+        where = f"{path}:{line}" if line is not None else path
+        what = f" {key}" if key else ""
+        super().__init__(f"{where}:{what} {problem}; fix the config file and retry")
+
+
+class InvalidOption(InvalidInput):
+    """An option of a library call or command has a value it cannot take."""
+
+    def __init__(self, option: str, value: object, problem: str) -> None:
+        self.option = option
+        self.value = value
+        self.problem = problem
+        super().__init__(f"{option} {_short(repr(value))}: {problem}")
+
+
+class UnknownTaskType(InvalidInput):
+    """A summary was asked for a task type that is neither built in nor configured."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(
+            f"unknown task type {_short(repr(name))}; known: {', '.join(self.known)}"
+            f" (define more under [summary.task_types.<name>] in the store's config.toml)"
+        )
 
 
 class InvalidPath(InvalidInput):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -16,6 +19,7 @@ from ckptstore.backends.base import Backend, RefUpdate
 from ckptstore.backends.memory import MemoryBackend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
 from ckptstore.commits import CommitInfo, iter_history, now_iso, read_commit
+from ckptstore.config import Config, load_config
 from ckptstore.diff import Change
 from ckptstore.errors import (
     EmptySession,
@@ -28,13 +32,18 @@ from ckptstore.errors import (
     StoreExists,
     StoreNotWritable,
 )
+from ckptstore.fsck import FsckReport, check_store
+from ckptstore.gc import DEFAULT_GRACE, DEFAULT_REFLOG_EXPIRY, GCStats, Progress, collect_garbage
 from ckptstore.history import KeyChange, filtered_log, key_history, parse_moment
 from ckptstore.location import STORE_DIR, find_store, store_file
 from ckptstore.objects import Commit, Kind, ObjectId, canonical, object_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.paths import lookup, parse_path
+from ckptstore.prune import PruneReport, prune
 from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, Refs, check_name
+from ckptstore.retention import RetentionPolicy
 from ckptstore.revisions import resolve_revision
+from ckptstore.secrets import SECRET_SETTING, SecretPolicy, dump_marked, parse_marked
 from ckptstore.snapshot import (
     FIELD_ORDER,
     STORE_OWNED,
@@ -45,6 +54,7 @@ from ckptstore.snapshot import (
     validate_state,
     write_state,
 )
+from ckptstore.stats import StoreStats, collect_stats
 from ckptstore.treediff import diff_trees
 from ckptstore.trees import parse_node
 
@@ -171,6 +181,7 @@ class Store:
         notes: str = "",
         created_at: str | None = None,
         source: str = "",
+        secret: Sequence[str] = (),
     ) -> CommitInfo:
         """Record a checkpoint and return its commit.
 
@@ -178,7 +189,8 @@ class Store:
         ``variables``; without it, the session's latest checkpoint plus ``variables``
         (a new session starts from an empty checkpoint). The session is ``session``,
         else the state's ``session_id``, else the current session. If the current
-        session has no checkpoints yet, it becomes the committed session.
+        session has no checkpoints yet, it becomes the committed session. Variable names
+        in ``secret`` are marked secret first (:meth:`mark_secret`).
 
         Racing writers to one session are serialised by compare-and-swap on the
         session ref: a commit that loses the race is rebuilt on the new head and retried.
@@ -210,6 +222,9 @@ class Store:
             if merged or "variables" in given:
                 given["variables"] = dict(sorted(merged.items()))
             fixed = write_state(given)
+        # Before the commit: a commit that then fails leaves a name marked, never a
+        # secret value stored unmarked.
+        self.mark_secret(secret)
         stamp = created_at or now_iso()
         for attempt in range(MAX_ATTEMPTS):
             head = self.refs.session_head(session)
@@ -275,6 +290,32 @@ class Store:
         built, delta = edit_variables(self.objects, parent.tree, assign, unset)
         built.tokens = parent.estimated_tokens + delta
         return built, (parent.agent_id, parent.agent_tier)
+
+    # --- configuration and secrets -----------------------------------------------------
+
+    @cached_property
+    def config(self) -> Config:
+        """The store's ``config.toml`` (defaults without one), read on first use.
+
+        Raises:
+            InvalidConfig: if the file is not valid.
+        """
+        return load_config(self.path)
+
+    def secrets(self) -> SecretPolicy:
+        """Which variables are secret: the config's name patterns and the marked names."""
+        marked = parse_marked(self.backend.get_setting(SECRET_SETTING))
+        return SecretPolicy(self.config.secret_patterns, marked)
+
+    def mark_secret(self, names: Iterable[str]) -> None:
+        """Mark variable names secret in this store, durably (``commit --secret-var``)."""
+        wanted = set(names)
+        if not wanted:
+            return
+        with _settings_lock(self.path):
+            marked = parse_marked(self.backend.get_setting(SECRET_SETTING))
+            if not wanted <= marked:
+                self.backend.set_setting(SECRET_SETTING, dump_marked(marked | wanted))
 
     # --- reading ------------------------------------------------------------------------
 
@@ -467,6 +508,56 @@ class Store:
             self.refs.set_current_session(name)
         return info
 
+    # --- maintenance: gc, prune, fsck, stats ---------------------------------------------
+
+    def gc(
+        self,
+        *,
+        grace: float = DEFAULT_GRACE,
+        reflog_expiry: float = DEFAULT_REFLOG_EXPIRY,
+        dry_run: bool = False,
+        now: float | None = None,
+        progress: Progress | None = None,
+    ) -> GCStats:
+        """Delete what nothing reaches (safe alongside commits); see :mod:`ckptstore.gc`.
+
+        ``grace`` and ``reflog_expiry`` are seconds; ``now`` is the time ages are
+        measured against (default: the clock).
+        """
+        return collect_garbage(
+            self.objects, grace=grace, reflog_expiry=reflog_expiry, dry_run=dry_run,
+            now=now, progress=progress,
+        )  # fmt: skip
+
+    def prune(
+        self,
+        policy: RetentionPolicy | None = None,
+        *,
+        sessions: Sequence[str] | None = None,
+        dry_run: bool = False,
+        grace: float = DEFAULT_GRACE,
+        reflog_expiry: float = DEFAULT_REFLOG_EXPIRY,
+        now: float | None = None,
+        progress: Progress | None = None,
+    ) -> PruneReport:
+        """Forget checkpoints ``policy`` does not keep, then gc; see :mod:`ckptstore.prune`.
+
+        The default policy keeps the newest 50 checkpoints of every session; session
+        heads and tagged checkpoints are always kept.
+        """
+        return prune(
+            self.objects, policy or RetentionPolicy(), sessions=sessions, dry_run=dry_run,
+            grace=grace, reflog_expiry=reflog_expiry, now=now, progress=progress,
+        )  # fmt: skip
+
+    def fsck(self, *, progress: Progress | None = None) -> FsckReport:
+        """Check every object, link and ref; see :mod:`ckptstore.fsck`."""
+        return check_store(self.objects, progress=progress)
+
+    def stats(self, *, top: int = 10, progress: Progress | None = None) -> StoreStats:
+        """Count objects and measure dedup and compression; see :mod:`ckptstore.stats`."""
+        return collect_stats(self.objects, top=top, progress=progress)
+
 
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
@@ -497,6 +588,31 @@ def _frontier(
         if kind == Kind.TREE:
             refs.update(parse_node(data).children())
     return sorted(refs - new)
+
+
+_THREADS = threading.Lock()
+
+
+@contextmanager
+def _settings_lock(directory: Path | None) -> Iterator[None]:
+    """Serialise read-modify-write of a setting across threads and processes.
+
+    Settings are plain key/value writes, so two processes adding different names to
+    one list could each lose the other's; an exclusive ``flock`` on the store directory
+    (SQLite never uses ``flock``) makes the update atomic on one host.
+    """
+    with _THREADS:
+        if directory is None:
+            yield
+            return
+        import fcntl  # POSIX, like the store itself (WAL needs one host)
+
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
 
 def _busy_timeout() -> float:

