@@ -9,8 +9,10 @@ from ckptstore.errors import (
     EmptySession,
     IntegrityError,
     InvalidCheckpoint,
+    InvalidConfig,
     InvalidDuration,
     InvalidInput,
+    InvalidOption,
     InvalidPath,
     InvalidRefName,
     InvalidRevision,
@@ -29,11 +31,15 @@ from ckptstore.errors import (
     StoreExists,
     StoreNotFound,
     StoreNotWritable,
+    UnknownTaskType,
     UnsupportedFormat,
 )
 from ckptstore.history import KeyChange
 from ckptstore.objects import ObjectId
+from ckptstore.restore import Environment, render_env, restore_env
+from ckptstore.secrets import SecretPolicy, redact
 from ckptstore.store import Checkpoint, SessionInfo, Store
+from ckptstore.summary import ContextSummarizer, Summary, TaskProfile
 
 __version__ = "0.1.0"
 
@@ -43,12 +49,16 @@ __all__ = [
     "Checkpoint",
     "CkptError",
     "CommitInfo",
+    "ContextSummarizer",
     "CorruptObject",
     "EmptySession",
+    "Environment",
     "IntegrityError",
     "InvalidCheckpoint",
+    "InvalidConfig",
     "InvalidDuration",
     "InvalidInput",
+    "InvalidOption",
     "InvalidPath",
     "InvalidRefName",
     "InvalidRevision",
@@ -63,6 +73,7 @@ __all__ = [
     "RefConflict",
     "RefExists",
     "RevisionNotFound",
+    "SecretPolicy",
     "SessionInfo",
     "Store",
     "StoreBusy",
@@ -71,6 +82,12 @@ __all__ = [
     "StoreExists",
     "StoreNotFound",
     "StoreNotWritable",
+    "Summary",
+    "TaskProfile",
+    "UnknownTaskType",
     "UnsupportedFormat",
     "__version__",
+    "redact",
+    "render_env",
+    "restore_env",
 ]

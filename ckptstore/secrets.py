@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from ckptstore.diff import Change
 from ckptstore.errors import MalformedData
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "mask_value",
     "parse_marked",
     "redact",
+    "redact_changes",
+    "redact_path_value",
     "secret_needles",
 ]
 
@@ -41,14 +44,20 @@ SECRET_SETTING: Final = "secret_variables"
 MIN_MASKED: Final = 6
 """Secret strings shorter than this are hidden as values but not searched for in text."""
 
+# Not a bare "*_KEY": it would hide the original skill's own example variable
+# ("custom_key") and every cache_key, sort_key or primary_key; add it in config.toml
+# ([secrets] patterns = ["*_KEY"]) where a store wants it.
 DEFAULT_PATTERNS: Final = (
     "*_TOKEN",
     "*_PASSWORD",
     "*_PASSWD",
     "*_SECRET",
-    "*_KEY",
     "*API_KEY*",
+    "*SECRET_KEY*",
     "*PRIVATE_KEY*",
+    "*ACCESS_KEY*",
+    "*SIGNING_KEY*",
+    "*ENCRYPTION_KEY*",
     "*_CREDENTIALS",
     "TOKEN",
     "PASSWORD",
@@ -164,3 +173,55 @@ def mask_text(text: str, checkpoint: Mapping[str, Any], policy: SecretPolicy) ->
         return text
     result = mask_value(text, secret_needles([variables], policy))
     return result if isinstance(result, str) else text
+
+
+def redact_changes(
+    changes: Sequence[Change], policy: SecretPolicy, current: Mapping[str, Any]
+) -> list[Change]:
+    """Changes (a diff, a value's history) with every secret hidden, old values included.
+
+    ``current`` is the variables of the checkpoint being shown: its secret values are
+    masked in every change, as are the secret values the changes themselves carry.
+    """
+    seen: list[Mapping[str, Any]] = [current]
+    for change in changes:
+        if change.section == "variables" and change.key is not None:
+            seen.append({change.key: change.old})
+            seen.append({change.key: change.new})
+        elif change.section == "variables":
+            seen += [side for side in (change.old, change.new) if isinstance(side, Mapping)]
+    needles = secret_needles(seen, policy)
+
+    def hide(value: Any, key: str | None) -> Any:
+        if key is not None:
+            return REDACTED if policy.is_secret(key) else mask_value(value, needles)
+        if isinstance(value, Mapping):
+            return {
+                k: REDACTED if policy.is_secret(k) else mask_value(v, needles)
+                for k, v in value.items()
+            }
+        return mask_value(value, needles)
+
+    out = []
+    for change in changes:
+        if change.section == "variables":
+            old, new = hide(change.old, change.key), hide(change.new, change.key)
+        else:
+            old, new = mask_value(change.old, needles), mask_value(change.new, needles)
+        out.append(replace(change, old=old, new=new))
+    return out
+
+
+def redact_path_value(
+    path: Sequence[str], value: Any, variables: Mapping[str, Any], policy: SecretPolicy
+) -> Any:
+    """One value of a checkpoint (``ckpt load REF:PATH``) with secrets hidden.
+
+    ``path`` is the parsed path; ``variables`` the checkpoint's variables.
+    """
+    if path and path[0] == "variables":
+        if len(path) == 1 and isinstance(value, Mapping):
+            return redact({"variables": value}, policy)["variables"]
+        if len(path) > 1 and policy.is_secret(path[1]):
+            return REDACTED
+    return mask_value(value, secret_needles([variables], policy))

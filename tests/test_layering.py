@@ -34,7 +34,6 @@ LAYERS: dict[str, int] = {
     "backends": 1,
     "location": 1,
     "tokens": 1,
-    "secrets": 1,
     "objectstore": 2,
     "refs": 2,
     "trees": 2,
@@ -42,6 +41,7 @@ LAYERS: dict[str, int] = {
     "snapshot": 3,
     "commits": 3,
     "revisions": 3,
+    "secrets": 3,  # pure: which variables are secret; checkpoints and changes redacted
     "summary": 3,  # pure: checkpoint dict -> budgeted text
     "restore": 3,  # pure: checkpoint dict -> environment
     "config": 3,  # reads <store dir>/config.toml; builds summary task types

@@ -8,11 +8,10 @@ old and new values are hidden like the current ones.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any, Final
 
 from ckptstore.diff import Change
-from ckptstore.secrets import REDACTED, SecretPolicy, mask_value, secret_needles
+from ckptstore.secrets import SecretPolicy, redact_changes
 from ckptstore.summary.items import (
     Request,
     fields,
@@ -24,7 +23,7 @@ from ckptstore.summary.items import (
 )
 from ckptstore.summary.render import Group, Item, Section
 
-__all__ = ["changes_section", "redact_changes"]
+__all__ = ["changes_section"]
 
 _CHANGE_NOUN: Final = {
     "phase": "phase changes", "tasks": "task changes", "dependencies": "dependency changes",
@@ -92,38 +91,6 @@ def _change_data(change: Change, cap: int) -> dict[str, Any]:
     for side in ("old", "new"):
         if side in out:
             out[side] = fields(out[side], cap)
-    return out
-
-
-def redact_changes(
-    changes: Sequence[Change], policy: SecretPolicy, current: Mapping[str, Any]
-) -> list[Change]:
-    """Changes with secret variables' values hidden, old ones included."""
-    before: dict[str, Any] = {}
-    for change in changes:
-        if change.section == "variables" and change.key is not None:
-            before[change.key] = change.old
-        elif change.section == "variables" and isinstance(change.old, dict):
-            before.update(change.old)
-    needles = secret_needles([current, before], policy)
-
-    def hide(value: Any, key: str | None) -> Any:
-        if key is not None and policy.is_secret(key):
-            return REDACTED
-        if isinstance(value, dict) and key is None:
-            return {
-                k: REDACTED if policy.is_secret(k) else mask_value(v, needles)
-                for k, v in value.items()
-            }
-        return mask_value(value, needles)
-
-    out = []
-    for change in changes:
-        if change.section == "variables":
-            old, new = hide(change.old, change.key), hide(change.new, change.key)
-        else:
-            old, new = mask_value(change.old, needles), mask_value(change.new, needles)
-        out.append(replace(change, old=old, new=new))
     return out
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -19,11 +20,17 @@ from ckpt_cli.base import (
     pairs,
     print_json,
 )
-from ckpt_cli.inputs import parse_var, read_state
+from ckpt_cli.inputs import BadArgument, parse_var, read_state
 from ckpt_cli.render import human_size, render_checkpoint, render_log
 from ckpt_cli.render_diff import render_key_history
-from ckptstore import Store
+from ckptstore import Checkpoint, CommitInfo, KeyChange, NotFound, Store, redact
 from ckptstore.location import STORE_DIR, STORE_FILE
+from ckptstore.paths import parse_path
+from ckptstore.secrets import mask_text, redact_changes, redact_path_value
+
+RevealOpt = Annotated[
+    bool, typer.Option("--reveal", help="Show secret variables' values instead of [redacted].")
+]
 
 
 @app.command()
@@ -73,6 +80,16 @@ def commit(
             show_default=False,
         ),
     ] = None,
+    secret_var: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--secret-var",
+            metavar="KEY VALUE",
+            help="Set a variable and mark it secret: stored, restored, shown as [redacted]"
+            " (VALUE is kept as a string). Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
     notes: Annotated[str, typer.Option("--notes", "-m", help="Notes for this checkpoint.")] = "",
     session: SessionOpt = None,
     as_json: JsonOpt = False,
@@ -84,10 +101,15 @@ def commit(
     """
     given, source = read_state(state) if state is not None else (None, "")
     variables = {key: parse_var(value) for key, value in pairs(var)}
+    secrets = dict(pairs(secret_var))
+    for key in secrets.keys() & variables.keys():
+        raise BadArgument("--secret-var", f"{key!r} is also given with --var; give it once")
+    variables.update(secrets)
     with open_store(ctx, store) as opened:
         info = opened.commit(
-            given, session=session, variables=variables, notes=notes, source=source
-        )
+            given, session=session, variables=variables, notes=notes, source=source,
+            secret=sorted(secrets),
+        )  # fmt: skip
     if as_json:
         print_json(info.to_dict())
     else:
@@ -102,6 +124,7 @@ def load(
     ] = "HEAD",
     session: SessionOpt = None,
     as_json: JsonOpt = False,
+    reveal: RevealOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """Show a checkpoint (default: the latest of the current session).
@@ -112,6 +135,8 @@ def load(
         ref_part, path = ref.split(":", 1)
         with open_store(ctx, store) as opened:
             value = opened.show(ref_part or "HEAD", path)
+            if not reveal:
+                value = _hide_in_value(opened, ref_part or "HEAD", path, value)
         if as_json or not isinstance(value, str):
             print_json(value)
         else:
@@ -119,6 +144,10 @@ def load(
         return
     with open_store(ctx, store) as opened:
         ckpt = opened.checkpoint(f"sessions/{session}" if session and ref == "HEAD" else ref)
+        if not reveal:
+            policy = opened.secrets()
+            notes = mask_text(ckpt.commit.notes, ckpt.data, policy)
+            ckpt = Checkpoint(replace(ckpt.commit, notes=notes), redact(ckpt.data, policy))
     if as_json:
         print_json(ckpt.data)
     else:
@@ -159,12 +188,15 @@ def log(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    reveal: RevealOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """List checkpoints, newest first."""
     with open_store(ctx, store) as opened:
         if key is not None:
             found = opened.history(key, ref, session=session, limit=limit)
+            if not reveal:
+                found = _hide_in_history(opened, ref or _session_ref(session), found)
             entries = [item.commit for item in found]
         else:
             found = []
@@ -172,6 +204,8 @@ def log(
                 ref, session=session, limit=limit, all_sessions=all_sessions,
                 since=since, until=until, grep=grep,
             )  # fmt: skip
+            if not reveal:
+                entries = _hide_in_notes(opened, ref or _session_ref(session), entries)
     if as_json:
         if key is not None:
             print_json(
@@ -185,8 +219,56 @@ def log(
         typer.echo(render_log(entries, oneline=oneline))
 
 
-app.command("commit", cls=PairedOptions)(commit)
-app.command("now", cls=PairedOptions, help="Alias of `ckpt commit` (the original skill's name).")(
+class _CommitOptions(PairedOptions):
+    """`commit`: --var and --secret-var each take KEY VALUE."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.name == "secret_var":
+                param.nargs = 2
+
+
+def _session_ref(session: str | None) -> str:
+    return f"sessions/{session}" if session else "HEAD"
+
+
+def _variables(opened: Store, ref: str) -> dict[str, Any]:
+    try:
+        found = opened.show(ref, "variables")
+    except NotFound:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _hide_in_value(opened: Store, ref: str, path: str, value: Any) -> Any:
+    """`load REF:PATH`: a secret variable shows as [redacted], secrets inside masked."""
+    variables = _variables(opened, ref)
+    return redact_path_value(parse_path(path), value, variables, opened.secrets())
+
+
+def _hide_in_history(opened: Store, ref: str, found: list[KeyChange]) -> list[KeyChange]:
+    """`log --key`: old and new values of secret variables hidden, secrets masked."""
+    variables, policy = _variables(opened, ref), opened.secrets()
+    ckpt = {"variables": variables}
+    return [
+        replace(
+            item,
+            commit=replace(item.commit, notes=mask_text(item.commit.notes, ckpt, policy)),
+            changes=tuple(redact_changes(item.changes, policy, variables)),
+        )
+        for item in found
+    ]
+
+
+def _hide_in_notes(opened: Store, ref: str, entries: list[CommitInfo]) -> list[CommitInfo]:
+    """`log`: the current secret values masked in notes (a token pasted into a note)."""
+    ckpt, policy = {"variables": _variables(opened, ref)}, opened.secrets()
+    return [replace(e, notes=mask_text(e.notes, ckpt, policy)) for e in entries]
+
+
+app.command("commit", cls=_CommitOptions)(commit)
+app.command("now", cls=_CommitOptions, help="Alias of `ckpt commit` (the original skill's name).")(
     commit
 )
 app.command("load")(load)
