@@ -7,6 +7,7 @@ from ckptstore.errors import (
     CkptError,
     CorruptObject,
     EmptySession,
+    GCAborted,
     IntegrityError,
     InvalidCheckpoint,
     InvalidConfig,
@@ -34,10 +35,15 @@ from ckptstore.errors import (
     UnknownTaskType,
     UnsupportedFormat,
 )
+from ckptstore.fsck import FsckReport, Problem
+from ckptstore.gc import GCStats
 from ckptstore.history import KeyChange
 from ckptstore.objects import ObjectId
+from ckptstore.prune import PruneReport
 from ckptstore.restore import Environment, render_env, restore_env
+from ckptstore.retention import RetentionPolicy
 from ckptstore.secrets import SecretPolicy, redact
+from ckptstore.stats import StoreStats
 from ckptstore.store import Checkpoint, SessionInfo, Store
 from ckptstore.summary import ContextSummarizer, Summary, TaskProfile
 
@@ -53,6 +59,9 @@ __all__ = [
     "CorruptObject",
     "EmptySession",
     "Environment",
+    "FsckReport",
+    "GCAborted",
+    "GCStats",
     "IntegrityError",
     "InvalidCheckpoint",
     "InvalidConfig",
@@ -70,8 +79,11 @@ __all__ = [
     "ObjectId",
     "ObjectNotFound",
     "PathNotFound",
+    "Problem",
+    "PruneReport",
     "RefConflict",
     "RefExists",
+    "RetentionPolicy",
     "RevisionNotFound",
     "SecretPolicy",
     "SessionInfo",
@@ -82,6 +94,7 @@ __all__ = [
     "StoreExists",
     "StoreNotFound",
     "StoreNotWritable",
+    "StoreStats",
     "Summary",
     "TaskProfile",
     "UnknownTaskType",

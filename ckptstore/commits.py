@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from ckptstore.backends.base import PruneMark
 from ckptstore.errors import CorruptObject, MalformedData
 from ckptstore.objects import Commit, Kind, ObjectId, decode_trusted, hex_id
 from ckptstore.objectstore import ObjectStore
@@ -77,12 +78,21 @@ class CommitInfo:
     agent_tier: int | None
     estimated_tokens: int
     generation: int
+    history_pruned: int = 0
+    """How many checkpoints right before this one were pruned (``ckpt prune``)."""
 
     @classmethod
-    def build(cls, oid: bytes, commit: Commit, parent: Commit | None) -> CommitInfo:
-        """Combine a commit with its first parent (for the parent's checkpoint id)."""
+    def build(
+        cls, oid: bytes, commit: Commit, parent: Commit | None, *, pruned: PruneMark | None = None
+    ) -> CommitInfo:
+        """Combine a commit with its first parent (for the parent's checkpoint id).
+
+        For a commit whose parent was pruned, ``pruned`` (its prune mark) supplies it.
+        """
         parent_id = None
-        if parent is not None:
+        if pruned is not None:
+            parent_id = pruned.parent_checkpoint
+        elif parent is not None:
             parent_id = checkpoint_id(commit.parents[0], parent.created_at)
         return cls(
             id=hex_id(oid),
@@ -97,6 +107,7 @@ class CommitInfo:
             agent_tier=commit.agent_tier,
             estimated_tokens=commit.estimated_tokens,
             generation=commit.generation,
+            history_pruned=pruned.skipped if pruned is not None else 0,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +122,7 @@ class CommitInfo:
             "agent_tier": self.agent_tier,
             "estimated_tokens": self.estimated_tokens,
             "generation": self.generation,
+            "history_pruned": self.history_pruned,
             "parent_checkpoint_id": self.parent_checkpoint_id,
             "parents": list(self.parents),
             "tree": self.tree,
@@ -121,14 +133,19 @@ def iter_history(store: ObjectStore, start: bytes) -> Iterator[CommitInfo]:
     """Yield commits from ``start`` back along first parents, newest first.
 
     Each commit is read once: a commit's record needs its parent (for the parent's
-    checkpoint id), which is then the next record.
+    checkpoint id), which is then the next record. Where ``ckpt prune`` removed a
+    commit's parent, the record says so (``history_pruned``) and the walk continues at
+    the nearest kept ancestor, or ends.
     """
     oid = start
     commit = read_commit(store, start)
     while True:
+        mark = store.backend.prune_marks([oid]).get(oid)
         parent_oid = commit.parents[0] if commit.parents else None
+        if mark is not None:
+            parent_oid = mark.next
         parent = read_commit(store, parent_oid) if parent_oid is not None else None
-        yield CommitInfo.build(oid, commit, parent)
+        yield CommitInfo.build(oid, commit, parent, pruned=mark)
         if parent_oid is None or parent is None:
             return
         oid, commit = parent_oid, parent

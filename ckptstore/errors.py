@@ -29,7 +29,8 @@
     ├── IntegrityError
     │   ├── CorruptObject
     │   ├── StoreDamaged
-    │   └── MalformedData          (+ ValueError)
+    │   ├── MalformedData          (+ ValueError)
+    │   └── GCAborted
     ├── RefConflict
     └── RefExists
 
@@ -49,6 +50,7 @@ __all__ = [
     "CkptError",
     "CorruptObject",
     "EmptySession",
+    "GCAborted",
     "IntegrityError",
     "InvalidCheckpoint",
     "InvalidConfig",
@@ -401,6 +403,22 @@ class StoreDamaged(IntegrityError):
         self.path = path
         self.reason = reason
         super().__init__(f"the store file '{path}' is damaged ({reason}); restore it from a copy")
+
+
+class GCAborted(IntegrityError):
+    """gc (or prune) met a reachable object that is missing or damaged, and deleted nothing.
+
+    ``referenced_by`` names what led to the object: a ref, ``reflog``, or an object id.
+    """
+
+    def __init__(self, object_id: str, problem: str, referenced_by: str) -> None:
+        self.object_id = object_id
+        self.problem = problem
+        self.referenced_by = referenced_by
+        super().__init__(
+            f"gc stopped and deleted nothing: object {object_id} (referenced by"
+            f" {referenced_by}) is {problem}; run `ckpt fsck` and restore from a copy"
+        )
 
 
 class MalformedData(IntegrityError, ValueError):

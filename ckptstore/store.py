@@ -39,7 +39,7 @@ from ckptstore.location import STORE_DIR, find_store, store_file
 from ckptstore.objects import Commit, Kind, ObjectId, canonical, object_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.paths import lookup, parse_path
-from ckptstore.prune import PruneReport, prune
+from ckptstore.prune import PruneReport, apply_retention
 from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, Refs, check_name
 from ckptstore.retention import RetentionPolicy
 from ckptstore.revisions import resolve_revision
@@ -545,7 +545,7 @@ class Store:
         The default policy keeps the newest 50 checkpoints of every session; session
         heads and tagged checkpoints are always kept.
         """
-        return prune(
+        return apply_retention(
             self.objects, policy or RetentionPolicy(), sessions=sessions, dry_run=dry_run,
             grace=grace, reflog_expiry=reflog_expiry, now=now, progress=progress,
         )  # fmt: skip

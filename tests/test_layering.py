@@ -48,6 +48,12 @@ LAYERS: dict[str, int] = {
     "diff": 3,  # pure: changes between states
     "treediff": 3,  # the same changes, from a walk over two trees
     "history": 3,
+    "retention": 1,  # pure: which checkpoints a retention policy keeps
+    "graph": 3,  # which objects an object references
+    "gc": 3,
+    "prune": 3,  # retention applied to sessions, then gc
+    "fsck": 3,
+    "stats": 3,
     "store": 4,
     "demo": 5,  # a client of the facade, like the CLI
     "__init__": 6,  # the package root re-exports the public API

@@ -5,17 +5,34 @@ looks inside), refs as names pointing at raw ids, an append-only reflog and a fe
 string settings. The one compound operation is :meth:`Backend.write`: objects and ref
 moves land together or not at all, and each ref move is a compare-and-swap.
 
+Maintenance (``gc``, ``prune``) adds a few more: :meth:`Backend.exclusive` holds the
+write lock across several calls, every object remembers when it was last stored (for
+gc's grace period), a :class:`MarkSet` marks reachable objects where the backend keeps
+them best and sweeps the rest, and :class:`PruneMark` records where pruning cut a
+session's history.
+
 ``tests/test_backends.py`` holds the contract every implementation must pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["Backend", "RefUpdate", "ReflogEntry", "StoredObject", "WriteResult"]
+__all__ = [
+    "Backend",
+    "KindUsage",
+    "MarkSet",
+    "PruneMark",
+    "RefUpdate",
+    "ReflogEntry",
+    "StoredObject",
+    "Swept",
+    "Usage",
+    "WriteResult",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,65 @@ class WriteResult:
     conflict: str | None = None
     found: bytes | None = None
     missing: frozenset[bytes] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneMark:
+    """A kept commit whose first parent was pruned: where a session's history was cut.
+
+    ``parent_checkpoint`` is the checkpoint id of the pruned parent (what ``load`` keeps
+    reporting as ``parent_checkpoint_id``), ``next`` the nearest kept commit further
+    back along first parents (``None``: the history ends here), ``skipped`` how many
+    checkpoints were pruned in between.
+    """
+
+    id: bytes
+    parent_checkpoint: str
+    next: bytes | None
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """What a sweep removed (or, in a dry run, would remove): objects and stored bytes."""
+
+    objects: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class KindUsage:
+    """Totals of one kind of object: how many, stored (compressed) and raw bytes."""
+
+    count: int
+    stored_bytes: int
+    raw_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Objects by kind, and the bytes the store occupies (its file and WAL; 0 in memory)."""
+
+    kinds: dict[int, KindUsage]
+    disk_bytes: int
+
+
+class MarkSet(Protocol):
+    """The set of objects gc has marked reachable, kept where the backend keeps it best.
+
+    Obtained from :meth:`Backend.marks`; valid until that context ends.
+    """
+
+    def add(self, ids: Iterable[bytes]) -> list[bytes]:
+        """Mark ``ids``; return those that were not marked before, each once."""
+        ...
+
+    def sweep(self, before: int, *, dry_run: bool = False) -> Swept:
+        """Delete every object not marked and last stored before ``before`` (Unix seconds).
+
+        With ``dry_run`` nothing is deleted; the result says what would be.
+        """
+        ...
 
 
 class Backend(Protocol):
@@ -120,8 +196,10 @@ class Backend(Protocol):
         """Return every ref whose name starts with ``prefix``."""
         ...
 
-    def reflog(self, name: str | None = None, *, limit: int | None = None) -> list[ReflogEntry]:
-        """Return reflog entries (of one ref, or all), newest first."""
+    def reflog(
+        self, name: str | None = None, *, limit: int | None = None, since: int | None = None
+    ) -> list[ReflogEntry]:
+        """Return reflog entries (of one ref, or all; at or after ``since``), newest first."""
         ...
 
     def get_setting(self, key: str) -> str | None:
@@ -134,4 +212,49 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release the backend's resources; further calls are errors."""
+        ...
+
+    # --- maintenance ----------------------------------------------------------------
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """Hold the write lock for a block: no other writer commits until it ends.
+
+        Reads inside see the latest state; writes and deletes inside land together when
+        the block ends, or not at all if it raises. Not inside :meth:`reading`.
+        """
+        ...
+
+    def young_objects(self, since: int) -> list[bytes]:
+        """Return the ids of objects stored (or stored again) at or after ``since``.
+
+        ``since`` is in Unix seconds; ages have one-second resolution. Storing an object
+        that already exists refreshes its age.
+        """
+        ...
+
+    def drop_reflog(self, *, before: int | None = None, targets: Collection[bytes] = ()) -> int:
+        """Delete reflog entries older than ``before`` (µs) or whose ``new`` is in ``targets``.
+
+        Returns how many entries were deleted.
+        """
+        ...
+
+    def prune_marks(self, ids: Sequence[bytes] | None = None) -> dict[bytes, PruneMark]:
+        """Return the prune marks of ``ids`` (all of them when ``ids`` is ``None``)."""
+        ...
+
+    def set_prune_marks(self, marks: Sequence[PruneMark], *, drop: Sequence[bytes] = ()) -> None:
+        """Delete the marks of ``drop``, then store ``marks`` (replacing any of the same id)."""
+        ...
+
+    def marks(self) -> AbstractContextManager[MarkSet]:
+        """A fresh, empty :class:`MarkSet` for one gc run."""
+        ...
+
+    def reclaim(self) -> None:
+        """Return the space of deleted objects to the file system (a no-op in memory)."""
+        ...
+
+    def usage(self) -> Usage:
+        """Count objects by kind and measure the space the store occupies."""
         ...

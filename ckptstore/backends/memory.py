@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
-from ckptstore.backends.base import ReflogEntry, RefUpdate, StoredObject, WriteResult
+from ckptstore.backends.base import (
+    KindUsage,
+    PruneMark,
+    ReflogEntry,
+    RefUpdate,
+    StoredObject,
+    Swept,
+    Usage,
+    WriteResult,
+)
 
 __all__ = ["MemoryBackend"]
 
@@ -18,11 +28,15 @@ class MemoryBackend:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._objects: dict[bytes, StoredObject] = {}
+        self._ages: dict[bytes, int] = {}  # id -> Unix seconds it was last stored
         self._refs: dict[str, bytes] = {}
         self._reflog: list[ReflogEntry] = []
+        self._reflog_seq = 0
         self._settings: dict[str, str] = {}
+        self._prune_marks: dict[bytes, PruneMark] = {}
         self._closed = False
         self._read_depth = 0
+        self._exclusive_depth = 0
 
     @property
     def location(self) -> str:
@@ -90,17 +104,20 @@ class MemoryBackend:
             missing = frozenset(oid for oid in require if oid not in self._objects)
             if missing:
                 return WriteResult(ok=False, missing=missing)
+            now = time.time_ns() // 1000
             for obj in objects:
                 self._objects.setdefault(obj.id, obj)
-            now = time.time_ns() // 1000
+                # Like SQLite: storing an object again refreshes its age (gc's grace period).
+                self._ages[obj.id] = now // 1_000_000
             for update in updates:
                 if update.new is None:
                     self._refs.pop(update.name, None)
                 else:
                     self._refs[update.name] = update.new
+                self._reflog_seq += 1
                 self._reflog.append(
                     ReflogEntry(
-                        len(self._reflog) + 1,
+                        self._reflog_seq,
                         update.name,
                         update.old,
                         update.new,
@@ -114,6 +131,8 @@ class MemoryBackend:
         """See :meth:`Backend.delete_objects`."""
         with self._lock:
             self._check_open()
+            for oid in ids:
+                self._ages.pop(oid, None)
             return sum(self._objects.pop(oid, None) is not None for oid in ids)
 
     def get_ref(self, name: str) -> bytes | None:
@@ -128,11 +147,17 @@ class MemoryBackend:
             self._check_open()
             return {n: v for n, v in sorted(self._refs.items()) if n.startswith(prefix)}
 
-    def reflog(self, name: str | None = None, *, limit: int | None = None) -> list[ReflogEntry]:
+    def reflog(
+        self, name: str | None = None, *, limit: int | None = None, since: int | None = None
+    ) -> list[ReflogEntry]:
         """See :meth:`Backend.reflog`."""
         with self._lock:
             self._check_open()
-            entries = [e for e in reversed(self._reflog) if name is None or e.name == name]
+            entries = [
+                e
+                for e in reversed(self._reflog)
+                if (name is None or e.name == name) and (since is None or e.at >= since)
+            ]
             return entries if limit is None else entries[:limit]
 
     def get_setting(self, key: str) -> str | None:
@@ -150,3 +175,134 @@ class MemoryBackend:
     def close(self) -> None:
         """Mark the backend closed; the data is dropped with the object."""
         self._closed = True
+
+    # --- maintenance ----------------------------------------------------------------
+
+    def _state(self) -> tuple[Any, ...]:
+        return (
+            dict(self._objects),
+            dict(self._ages),
+            dict(self._refs),
+            list(self._reflog),
+            dict(self._settings),
+            dict(self._prune_marks),
+        )
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        with self._lock:
+            self._check_open()
+            if self._read_depth:
+                raise RuntimeError("exclusive() inside reading(): finish reading first")
+            saved = self._state() if self._exclusive_depth == 0 else None
+            self._exclusive_depth += 1
+            try:
+                yield
+            except BaseException:
+                if saved is not None:
+                    (
+                        self._objects,
+                        self._ages,
+                        self._refs,
+                        self._reflog,
+                        self._settings,
+                        self._prune_marks,
+                    ) = saved
+                raise
+            finally:
+                self._exclusive_depth -= 1
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """See :meth:`Backend.exclusive`: holds the lock; an exception restores the state."""
+        return self._exclusive()
+
+    def young_objects(self, since: int) -> list[bytes]:
+        """See :meth:`Backend.young_objects`."""
+        with self._lock:
+            self._check_open()
+            return [oid for oid, age in self._ages.items() if age >= since]
+
+    def drop_reflog(self, *, before: int | None = None, targets: Collection[bytes] = ()) -> int:
+        """See :meth:`Backend.drop_reflog`."""
+        doomed = set(targets)
+        with self._lock:
+            self._check_open()
+            kept = [
+                e
+                for e in self._reflog
+                if not ((before is not None and e.at < before) or (e.new in doomed))
+            ]
+            dropped = len(self._reflog) - len(kept)
+            self._reflog = kept
+            return dropped
+
+    def prune_marks(self, ids: Sequence[bytes] | None = None) -> dict[bytes, PruneMark]:
+        """See :meth:`Backend.prune_marks`."""
+        with self._lock:
+            self._check_open()
+            if ids is None:
+                return dict(self._prune_marks)
+            return {oid: self._prune_marks[oid] for oid in ids if oid in self._prune_marks}
+
+    def set_prune_marks(self, marks: Sequence[PruneMark], *, drop: Sequence[bytes] = ()) -> None:
+        """See :meth:`Backend.set_prune_marks`."""
+        with self._lock:
+            self._check_open()
+            for oid in drop:
+                self._prune_marks.pop(oid, None)
+            for mark in marks:
+                self._prune_marks[mark.id] = mark
+
+    @contextmanager
+    def _marks(self) -> Iterator[_SetMarks]:
+        self._check_open()
+        yield _SetMarks(self)
+
+    def marks(self) -> AbstractContextManager[_SetMarks]:
+        """See :meth:`Backend.marks`: a Python set."""
+        return self._marks()
+
+    def reclaim(self) -> None:
+        """Nothing to give back: deleted objects are freed with the dict entries."""
+        self._check_open()
+
+    def usage(self) -> Usage:
+        """See :meth:`Backend.usage`; ``disk_bytes`` is 0."""
+        kinds: dict[int, KindUsage] = {}
+        with self._lock:
+            self._check_open()
+            for obj in self._objects.values():
+                old = kinds.get(obj.kind, KindUsage(0, 0, 0))
+                kinds[obj.kind] = KindUsage(
+                    old.count + 1, old.stored_bytes + len(obj.data), old.raw_bytes + obj.raw_len
+                )
+        return Usage(dict(sorted(kinds.items())), 0)
+
+
+class _SetMarks:
+    """A mark set for the memory backend: a Python set."""
+
+    def __init__(self, backend: MemoryBackend) -> None:
+        self._backend = backend
+        self._marked: set[bytes] = set()
+
+    def add(self, ids: Iterable[bytes]) -> list[bytes]:
+        """See :meth:`MarkSet.add`."""
+        new = [oid for oid in dict.fromkeys(ids) if oid not in self._marked]
+        self._marked.update(new)
+        return new
+
+    def sweep(self, before: int, *, dry_run: bool = False) -> Swept:
+        """See :meth:`MarkSet.sweep`."""
+        backend = self._backend
+        with backend._lock:
+            backend._check_open()
+            doomed = [
+                oid
+                for oid, age in backend._ages.items()
+                if age < before and oid not in self._marked
+            ]
+            size = sum(len(backend._objects[oid].data) for oid in doomed)
+            if not dry_run:
+                backend.delete_objects(doomed)
+        return Swept(len(doomed), size)

@@ -6,6 +6,11 @@ Schema (format 1)::
     objects(seq INTEGER PRIMARY KEY, id BLOB UNIQUE, kind, codec, raw_len, created_at, data)
     refs(name TEXT PRIMARY KEY, id BLOB)                       WITHOUT ROWID
     reflog(seq INTEGER PRIMARY KEY AUTOINCREMENT, name, old, new, at, message)
+    pruned(id BLOB PRIMARY KEY, parent_checkpoint, next, skipped)   WITHOUT ROWID
+
+``objects.created_at`` (Unix seconds, refreshed whenever an object is stored again) is
+indexed for gc's grace period; ``pruned`` holds the prune marks (where ``ckpt prune``
+cut a session's history). Stores created before either existed get them lazily.
 
 Objects live in a rowid table with a unique index on ``id`` rather than a WITHOUT
 ROWID table keyed by ``id``: SQLite keeps at most ~1 KiB of a WITHOUT ROWID row on its
@@ -25,12 +30,22 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from ckptstore.backends.base import ReflogEntry, RefUpdate, StoredObject, WriteResult
+from ckptstore.backends.base import (
+    KindUsage,
+    MarkSet,
+    PruneMark,
+    ReflogEntry,
+    RefUpdate,
+    StoredObject,
+    Swept,
+    Usage,
+    WriteResult,
+)
 from ckptstore.errors import (
     CkptError,
     StoreBusy,
@@ -41,9 +56,10 @@ from ckptstore.errors import (
     UnsupportedFormat,
 )
 
-__all__ = ["APPLICATION_ID", "FORMAT_VERSION", "Durability", "SQLiteBackend"]
+__all__ = ["APPLICATION_ID", "FORMAT_VERSION", "Durability", "MarkStrategy", "SQLiteBackend"]
 
 Durability = Literal["full", "fast"]
+MarkStrategy = Literal["sql", "python"]
 
 FORMAT_VERSION: Final = 1
 APPLICATION_ID: Final = 0x636B7074  # "ckpt": lets us tell our files from other SQLite files
@@ -71,6 +87,17 @@ CREATE TABLE reflog(
     message TEXT NOT NULL
 );
 CREATE INDEX reflog_by_name ON reflog(name, seq);
+CREATE INDEX objects_by_age ON objects(created_at);
+"""
+# Separate from _SCHEMA so stores created before prune existed get it when first pruned.
+
+_PRUNED: Final = """
+CREATE TABLE IF NOT EXISTS pruned(
+    id BLOB PRIMARY KEY,
+    parent_checkpoint TEXT NOT NULL,
+    next BLOB,
+    skipped INTEGER NOT NULL
+) WITHOUT ROWID
 """
 
 
@@ -99,6 +126,8 @@ class SQLiteBackend:
         self._timeout = busy_timeout
         self._lock = threading.RLock()
         self._read_depth = 0
+        self._exclusive_depth = 0
+        self._has_pruned = False
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -124,6 +153,7 @@ class SQLiteBackend:
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.executescript(_SCHEMA)
+                conn.execute(_PRUNED)
                 conn.executemany(
                     "INSERT INTO settings(key, value) VALUES (?, ?)",
                     [("format_version", str(FORMAT_VERSION)), ("durability", durability)],
@@ -220,14 +250,14 @@ class SQLiteBackend:
     @contextmanager
     def _reading(self) -> Iterator[None]:
         with self._guard() as conn:
-            if self._read_depth == 0:
+            if self._read_depth == 0 and not self._exclusive_depth:
                 conn.execute("BEGIN")
             self._read_depth += 1
             try:
                 yield
             finally:
                 self._read_depth -= 1
-                if self._read_depth == 0:
+                if self._read_depth == 0 and not self._exclusive_depth:
                     conn.execute("COMMIT")
 
     def reading(self) -> AbstractContextManager[None]:
@@ -293,6 +323,10 @@ class SQLiteBackend:
         with self._guard() as conn:
             if self._read_depth:
                 raise RuntimeError("write() inside reading(): finish reading first")
+            if self._exclusive_depth:
+                # Preconditions are checked before anything is written, so a failed
+                # write inside an exclusive block has nothing to undo.
+                return self._write_locked(conn, objects, updates, require, now)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = self._write_locked(conn, objects, updates, require, now)
@@ -347,19 +381,13 @@ class SQLiteBackend:
     def delete_objects(self, ids: Sequence[bytes]) -> int:
         """See :meth:`Backend.delete_objects`."""
         deleted = 0
-        with self._guard() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for start in range(0, len(ids), _BATCH):
-                    chunk = ids[start : start + _BATCH]
-                    marks = ",".join("?" * len(chunk))
-                    deleted += conn.execute(
-                        f"DELETE FROM objects WHERE id IN ({marks})", chunk
-                    ).rowcount
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._transaction() as conn:
+            for start in range(0, len(ids), _BATCH):
+                chunk = ids[start : start + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                deleted += conn.execute(
+                    f"DELETE FROM objects WHERE id IN ({marks})", chunk
+                ).rowcount
         return deleted
 
     # --- refs, reflog, settings ---------------------------------------------------------
@@ -379,13 +407,18 @@ class SQLiteBackend:
             ).fetchall()
         return dict(rows)
 
-    def reflog(self, name: str | None = None, *, limit: int | None = None) -> list[ReflogEntry]:
+    def reflog(
+        self, name: str | None = None, *, limit: int | None = None, since: int | None = None
+    ) -> list[ReflogEntry]:
         """See :meth:`Backend.reflog`."""
-        sql = "SELECT seq, name, old, new, at, message FROM reflog"
+        sql = "SELECT seq, name, old, new, at, message FROM reflog WHERE 1"
         args: list[object] = []
         if name is not None:
-            sql += " WHERE name=?"
+            sql += " AND name=?"
             args.append(name)
+        if since is not None:
+            sql += " AND at>=?"
+            args.append(since)
         sql += " ORDER BY seq DESC"
         if limit is not None:
             sql += " LIMIT ?"
@@ -408,6 +441,239 @@ class SQLiteBackend:
                 " ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 (key, value),
             )
+
+    # --- maintenance ----------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``, or join the exclusive block in progress."""
+        with self._guard() as conn:
+            if self._read_depth:
+                raise RuntimeError("writing inside reading(): finish reading first")
+            if self._exclusive_depth:
+                yield conn
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        with self._transaction():
+            self._exclusive_depth += 1
+            try:
+                yield
+            finally:
+                self._exclusive_depth -= 1
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """See :meth:`Backend.exclusive`: one ``BEGIN IMMEDIATE`` transaction."""
+        return self._exclusive()
+
+    def young_objects(self, since: int) -> list[bytes]:
+        """See :meth:`Backend.young_objects` (an index range scan)."""
+        with self._guard() as conn:
+            rows = conn.execute("SELECT id FROM objects WHERE created_at >= ?", (since,))
+            return [row[0] for row in rows]
+
+    def drop_reflog(self, *, before: int | None = None, targets: Collection[bytes] = ()) -> int:
+        """See :meth:`Backend.drop_reflog`."""
+        dropped = 0
+        wanted = list(dict.fromkeys(targets))
+        with self._transaction() as conn:
+            if before is not None:
+                dropped += conn.execute("DELETE FROM reflog WHERE at < ?", (before,)).rowcount
+            for start in range(0, len(wanted), _BATCH):
+                chunk = wanted[start : start + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                dropped += conn.execute(
+                    f"DELETE FROM reflog WHERE new IN ({marks})", chunk
+                ).rowcount
+        return dropped
+
+    def _pruned_exists(self, conn: sqlite3.Connection) -> bool:
+        # Only a positive answer is cached: another process may create the table later.
+        if not self._has_pruned:
+            row = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='pruned'"
+            ).fetchone()
+            self._has_pruned = row is not None
+        return self._has_pruned
+
+    def prune_marks(self, ids: Sequence[bytes] | None = None) -> dict[bytes, PruneMark]:
+        """See :meth:`Backend.prune_marks`."""
+        sql = "SELECT id, parent_checkpoint, next, skipped FROM pruned"
+        with self._guard() as conn:
+            if not self._pruned_exists(conn):
+                return {}
+            if ids is None:
+                rows = conn.execute(sql).fetchall()
+            else:
+                rows = self._select_in(sql + " WHERE id IN ({marks})", ids)
+        return {row[0]: PruneMark(*row) for row in rows}
+
+    def set_prune_marks(self, marks: Sequence[PruneMark], *, drop: Sequence[bytes] = ()) -> None:
+        """See :meth:`Backend.set_prune_marks`."""
+        with self._transaction() as conn:
+            conn.execute(_PRUNED)
+            for start in range(0, len(drop), _BATCH):
+                chunk = drop[start : start + _BATCH]
+                conn.execute(
+                    f"DELETE FROM pruned WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                )
+            conn.executemany(
+                "INSERT OR REPLACE INTO pruned(id, parent_checkpoint, next, skipped)"
+                " VALUES (?, ?, ?, ?)",
+                [(m.id, m.parent_checkpoint, m.next, m.skipped) for m in marks],
+            )
+
+    @contextmanager
+    def _marks(self, strategy: MarkStrategy) -> Iterator[MarkSet]:
+        marks: _SQLMarks | _PythonMarks
+        marks = _SQLMarks(self) if strategy == "sql" else _PythonMarks(self)
+        try:
+            yield marks
+        finally:
+            marks.close()
+
+    def marks(self, *, strategy: MarkStrategy = "sql") -> AbstractContextManager[MarkSet]:
+        """See :meth:`Backend.marks`.
+
+        ``sql`` keeps the marks in a temporary table (memory bounded by SQLite's page
+        cache; the sweep is one ``DELETE``); ``python`` keeps them in a Python set
+        (``benchmarks/gc_scale.py`` compares the two).
+        """
+        return self._marks(strategy)
+
+    def reclaim(self) -> None:
+        """``PRAGMA incremental_vacuum``, then checkpoint and truncate the WAL.
+
+        The checkpoint gives up after a second if readers hold old snapshots; the file
+        then shrinks at a later checkpoint.
+        """
+        with self._guard() as conn:
+            if self._exclusive_depth or self._read_depth:
+                raise RuntimeError("reclaim() inside a transaction")
+            # executescript steps the pragma to completion (execute frees one page only).
+            conn.executescript("PRAGMA incremental_vacuum;")
+            conn.execute("PRAGMA busy_timeout = 1000")
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+
+    def usage(self) -> Usage:
+        """See :meth:`Backend.usage`: one scan of the objects table; file and WAL sizes."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT kind, count(*), sum(length(data)), sum(raw_len) FROM objects"
+                " GROUP BY kind ORDER BY kind"
+            ).fetchall()
+        disk = sum(
+            os.stat(f"{self._path}{suffix}").st_size
+            for suffix in ("", "-wal")
+            if os.path.exists(f"{self._path}{suffix}")
+        )
+        return Usage({kind: KindUsage(n, stored, raw) for kind, n, stored, raw in rows}, disk)
+
+
+def _sweeping(backend: SQLiteBackend, dry_run: bool) -> AbstractContextManager[sqlite3.Connection]:
+    """A write transaction for a sweep; a dry run only reads."""
+    return backend._guard() if dry_run else backend._transaction()
+
+
+class _SQLMarks:
+    """Marks in a temporary table: memory stays bounded however many objects there are."""
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._backend = backend
+        with backend._guard() as conn:
+            conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS gc_marked(id BLOB PRIMARY KEY) WITHOUT ROWID"
+            )
+            conn.execute("DELETE FROM temp.gc_marked")
+
+    def close(self) -> None:
+        with self._backend._guard() as conn:
+            conn.execute("DROP TABLE IF EXISTS temp.gc_marked")
+
+    def add(self, ids: Iterable[bytes]) -> list[bytes]:
+        """See :meth:`MarkSet.add`."""
+        wanted = list(dict.fromkeys(ids))
+        new: list[bytes] = []
+        with self._backend._guard() as conn:
+            for start in range(0, len(wanted), _BATCH):
+                chunk = wanted[start : start + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                known = {
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT id FROM temp.gc_marked WHERE id IN ({marks})", chunk
+                    )
+                }
+                fresh = [oid for oid in chunk if oid not in known]
+                conn.executemany("INSERT INTO temp.gc_marked(id) VALUES (?)", [(i,) for i in fresh])
+                new.extend(fresh)
+        return new
+
+    def sweep(self, before: int, *, dry_run: bool = False) -> Swept:
+        """See :meth:`MarkSet.sweep`: one ``DELETE`` joined against the marks."""
+        where = "WHERE +created_at < ? AND id NOT IN (SELECT id FROM temp.gc_marked)"
+        with _sweeping(self._backend, dry_run) as conn:
+            count, size = conn.execute(
+                f"SELECT count(*), coalesce(sum(length(data)), 0) FROM objects {where}",
+                (before,),
+            ).fetchone()
+            if not dry_run and count:
+                conn.execute(f"DELETE FROM objects {where}", (before,))
+        return Swept(count, size)
+
+
+class _PythonMarks:
+    """Marks in a Python set (about 100 bytes per marked object)."""
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._backend = backend
+        self._marked: set[bytes] = set()
+
+    def close(self) -> None:
+        self._marked.clear()
+
+    def add(self, ids: Iterable[bytes]) -> list[bytes]:
+        """See :meth:`MarkSet.add`."""
+        new = [oid for oid in dict.fromkeys(ids) if oid not in self._marked]
+        self._marked.update(new)
+        return new
+
+    def sweep(self, before: int, *, dry_run: bool = False) -> Swept:
+        """See :meth:`MarkSet.sweep`: scan the ids, delete the unmarked in batches."""
+        backend = self._backend
+        count = size = 0
+        with _sweeping(backend, dry_run) as conn:
+            doomed = [
+                oid
+                for (oid,) in conn.execute(
+                    "SELECT id FROM objects WHERE +created_at < ?", (before,)
+                )
+                if oid not in self._marked
+            ]
+            for start in range(0, len(doomed), _BATCH):
+                chunk = doomed[start : start + _BATCH]
+                marks = ",".join("?" * len(chunk))
+                n, stored = conn.execute(
+                    "SELECT count(*), coalesce(sum(length(data)), 0) FROM objects"
+                    f" WHERE id IN ({marks})",
+                    chunk,
+                ).fetchone()
+                count, size = count + n, size + stored
+                if not dry_run:
+                    conn.execute(f"DELETE FROM objects WHERE id IN ({marks})", chunk)
+        return Swept(count, size)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -4,7 +4,12 @@ The typer app and what commands share live in ``base``; each module below regist
 its commands on import.
 """
 
-from ckpt_cli import basic, history, summarize  # noqa: F401 - they register their commands
+from ckpt_cli import (  # noqa: F401 - they register their commands
+    basic,
+    history,
+    maintenance,
+    summarize,
+)
 from ckpt_cli.base import app
 
 __all__ = ["app"]

@@ -159,4 +159,6 @@ def render_log(entries: list[CommitInfo], *, oneline: bool = False) -> str:
         tokens = f"~{info.estimated_tokens} tokens"
         lines.append(f"{info.checkpoint_id}  {when}  [{info.session}]{agent}  {tokens}")
         lines.extend(f"    {line}" for line in info.notes.splitlines())
+        if info.history_pruned:
+            lines.append(f"    ~ history pruned: {info.history_pruned} earlier checkpoint(s) ~")
     return "\n".join(lines)
