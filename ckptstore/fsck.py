@@ -186,13 +186,16 @@ def check_store(objects: ObjectStore, *, progress: Progress | None = None) -> Fs
         roots = _roots(refs, reflog, marks)
         present = backend.has_objects([oid for oid, _ in roots])
         kinds = {oid: backend.find_objects(oid, oid, 1)[0][1] for oid in present}
-        problems: list[Problem] = []
+        wrong = _Referrers()
         for oid, name in roots:
             if oid not in present:
                 missing.add(oid, name)
             elif kinds[oid] != Kind.COMMIT:
-                label = _KINDS.get(kinds[oid], f"object of kind {kinds[oid]}")
-                problems.append(Problem("not a commit", oid.hex(), f"{name} names a {label}"))
+                wrong.add(oid, name)
+        problems = [
+            wrong.problem("not a commit", oid, f"it is a {_KINDS.get(kinds[oid], 'bad kind')}")
+            for oid in wrong.counts
+        ]
         if corrupt:
             named = _find_referrers(objects, corrupt.keys(), marks, roots, progress, total)
             problems += [named.problem("corrupt", oid, why) for oid, why in corrupt.items()]

@@ -65,7 +65,8 @@ Progress: TypeAlias = Callable[[str, int, int | None], None]
 """A progress callback: ``(phase, done, total or None)``.
 
 gc reports ``mark`` (objects marked; total: objects in the store), then ``sweep`` and
-``reclaim``. ``sweep`` is reported before the write lock is taken.
+``reclaim``. ``mark`` is reported inside a read view (the callback must not write to
+the same store handle); ``sweep`` is reported before the write lock is taken.
 """
 
 

@@ -7,6 +7,7 @@ integer order and range queries are easy to reason about.
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,16 @@ from ckptstore.backends import (
     StoredObject,
     WriteResult,
 )
+from ckptstore.backends.base import KindUsage, PruneMark, Swept
+from ckptstore.errors import StoreBusy
 
 MANY = 10_050  # more than one SQLite iter_ids page (10,000 ids)
+
+
+def mark(n: int, *, next_: int | None = None, skipped: int = 1) -> PruneMark:
+    return PruneMark(
+        oid(n), f"ckpt-20260101-000000-{n:08x}", None if next_ is None else oid(next_), skipped
+    )
 
 
 def oid(n: int) -> bytes:
@@ -51,6 +60,17 @@ def move(name: str, old: int | None, new: int | None, message: str = "") -> RefU
 def fail_while_reading(backend: Backend) -> None:
     with backend.reading():
         backend.get_ref("r")
+        raise KeyError("boom")
+
+
+def change_everything_then_fail(backend: Backend) -> None:
+    with backend.exclusive():
+        assert backend.write([obj(3)], [move("r", 1, 3)]).ok
+        backend.delete_objects([oid(1), oid(2)])
+        backend.set_prune_marks([mark(3)], drop=[oid(1)])
+        backend.drop_reflog(before=now_us() + 10**9)
+        with backend.marks() as marks:
+            marks.sweep(2**40)
         raise KeyError("boom")
 
 
@@ -338,6 +358,133 @@ class BackendContract:
         assert backend.write([obj(3)], [move("r", 2, 3)]).ok
         assert backend.get_ref("r") == oid(3)
 
+    # --- maintenance: exclusive, ages, reflog expiry, prune marks, marks, usage -------------
+
+    def test_exclusive_applies_everything_at_the_end(self, backend: Backend) -> None:
+        backend.write([obj(1), obj(2)], [move("r", None, 1)])
+        with backend.exclusive():
+            assert backend.write([obj(3)], [move("r", 1, 3)]).ok
+            assert backend.delete_objects([oid(2)]) == 1
+            backend.set_prune_marks([mark(3, next_=1)])
+            assert backend.drop_reflog(targets=[oid(1)]) == 1
+            with backend.exclusive():  # nests
+                assert backend.get_ref("r") == oid(3)
+            with backend.reading():
+                assert backend.has_objects([oid(1), oid(2), oid(3)]) == {oid(1), oid(3)}
+        assert backend.get_ref("r") == oid(3)
+        assert backend.has_objects([oid(1), oid(2), oid(3)]) == {oid(1), oid(3)}
+        assert list(backend.prune_marks()) == [oid(3)]
+        assert [e.new for e in backend.reflog()] == [oid(3)]
+
+    def test_exclusive_undoes_everything_when_the_block_raises(self, backend: Backend) -> None:
+        backend.write([obj(1), obj(2)], [move("r", None, 1)])
+        backend.set_prune_marks([mark(1)])
+        log = backend.reflog()
+        with pytest.raises(KeyError):
+            change_everything_then_fail(backend)
+        assert backend.get_ref("r") == oid(1)
+        assert backend.has_objects([oid(1), oid(2), oid(3)]) == {oid(1), oid(2)}
+        assert list(backend.prune_marks()) == [oid(1)]
+        assert backend.reflog() == log
+        assert backend.write([obj(4)], [move("r", 1, 4)]).ok  # usable afterwards
+
+    def test_a_failed_write_inside_exclusive_writes_nothing(self, backend: Backend) -> None:
+        backend.write([obj(1)], [move("r", None, 1)])
+        with backend.exclusive():
+            assert not backend.write([obj(2)], [move("r", 9, 2)]).ok
+            assert not backend.write([obj(3)], require=[oid(8)]).ok
+            assert backend.write([obj(4)]).ok
+        assert backend.has_objects([oid(2), oid(3), oid(4)]) == {oid(4)}
+        assert len(backend.reflog()) == 1
+
+    def test_exclusive_inside_reading_is_refused(self, backend: Backend) -> None:
+        with backend.reading(), pytest.raises(RuntimeError), backend.exclusive():
+            pass
+        assert backend.write([obj(1)]).ok
+
+    def test_young_objects_are_those_stored_since(self, backend: Backend) -> None:
+        start = int(time.time())
+        backend.write([obj(1), obj(2)])
+        assert set(backend.young_objects(start)) == {oid(1), oid(2)}
+        assert backend.young_objects(int(time.time()) + 1) == []
+        backend.delete_objects([oid(2)])
+        assert backend.young_objects(start) == [oid(1)]
+
+    def test_storing_an_object_again_makes_it_young_again(self, backend: Backend) -> None:
+        backend.write([obj(1), obj(2)])
+        later = int(time.time()) + 1
+        while time.time() < later:  # ages have one-second resolution
+            time.sleep(0.05)
+        assert backend.young_objects(later) == []
+        backend.write([obj(1)])
+        assert backend.young_objects(later) == [oid(1)]
+        assert backend.get_objects([oid(1)]) == {oid(1): obj(1)}
+
+    def test_reflog_since_and_drop_reflog(self, backend: Backend) -> None:
+        backend.write([obj(1)], [move("a", None, 1, "one")])
+        middle = now_us()
+        time.sleep(0.002)
+        backend.write([obj(2)], [move("a", 1, 2, "two"), move("b", None, 1, "three")])
+        assert [e.message for e in backend.reflog(since=middle)] == ["three", "two"]
+        assert [e.message for e in backend.reflog("a", since=middle)] == ["two"]
+        assert backend.reflog(since=now_us() + 10**6) == []
+        assert backend.drop_reflog() == 0
+        assert backend.drop_reflog(targets=[oid(1), oid(9)]) == 2
+        assert [e.message for e in backend.reflog()] == ["two"]
+        assert backend.drop_reflog(before=middle) == 0
+        assert backend.drop_reflog(before=now_us() + 1) == 1
+        assert backend.reflog() == []
+        backend.write([], [move("a", 2, 1, "four")])
+        (entry,) = backend.reflog()
+        assert entry.seq > 3  # sequence numbers are never reused
+
+    def test_prune_marks_round_trip(self, backend: Backend) -> None:
+        assert backend.prune_marks() == {}
+        backend.set_prune_marks([mark(1, next_=5, skipped=3), mark(2)])
+        assert backend.prune_marks() == {oid(1): mark(1, next_=5, skipped=3), oid(2): mark(2)}
+        assert backend.prune_marks([oid(2), oid(7)]) == {oid(2): mark(2)}
+        assert backend.prune_marks([]) == {}
+        backend.set_prune_marks([mark(1, next_=6, skipped=9)], drop=[oid(2), oid(8)])
+        assert backend.prune_marks() == {oid(1): mark(1, next_=6, skipped=9)}
+        backend.set_prune_marks([], drop=[oid(1)])
+        assert backend.prune_marks() == {}
+
+    def test_marks_add_returns_only_what_was_not_marked(self, backend: Backend) -> None:
+        with backend.marks() as marks:
+            assert sorted(marks.add([oid(3), oid(1), oid(3)])) == [oid(1), oid(3)]
+            assert marks.add([oid(1), oid(2), oid(3)]) == [oid(2)]
+            assert marks.add([]) == []
+            assert sorted(marks.add(oid(n) for n in range(1200))) == [
+                oid(n) for n in range(1200) if n not in (1, 2, 3)
+            ]
+
+    def test_sweep_deletes_only_unmarked_old_objects(self, backend: Backend) -> None:
+        backend.write([obj(n, b"x" * n) for n in range(1, 7)])
+        young = int(time.time())
+        with backend.marks() as marks:
+            marks.add([oid(1), oid(2), oid(99)])
+            assert marks.sweep(young) == Swept(0, 0)  # everything is too young
+            dry = marks.sweep(young + 2, dry_run=True)
+            assert dry == Swept(4, 3 + 4 + 5 + 6)
+            assert len(list(backend.iter_ids())) == 6
+            with backend.exclusive():
+                assert marks.sweep(young + 2) == dry
+        assert sorted(backend.iter_ids()) == [oid(1), oid(2)]
+        with backend.marks() as marks:  # a new mark set starts empty
+            assert marks.add([oid(1)]) == [oid(1)]
+        backend.reclaim()
+        assert sorted(backend.iter_ids()) == [oid(1), oid(2)]
+
+    def test_usage_counts_objects_by_kind(self, backend: Backend) -> None:
+        assert backend.usage().kinds == {}
+        backend.write([obj(1, b"abc", kind=1), obj(2, b"de", kind=1), obj(3, b"f", kind=2)])
+        backend.write([StoredObject(oid(4), 3, 1, 100, b"zz")])
+        assert backend.usage().kinds == {
+            1: KindUsage(2, 5, 5),
+            2: KindUsage(1, 1, 1),
+            3: KindUsage(1, 2, 100),
+        }
+
 
 class TestMemoryBackend(BackendContract):
     @pytest.fixture
@@ -429,3 +576,55 @@ class TestSQLiteBackend(BackendContract):
         backend.close()
         with pytest.raises(Exception):  # noqa: B017, PT011 - any error, never silent success
             backend.get_ref("r")
+
+    def test_exclusive_keeps_other_writers_out(self, backend: SQLiteBackend, path: Path) -> None:
+        other = SQLiteBackend.open(path, busy_timeout=0.2)
+        try:
+            with backend.exclusive():
+                backend.write([obj(1)], [move("r", None, 1)])
+                with pytest.raises(StoreBusy):
+                    other.write([obj(2)], [move("s", None, 2)])
+                assert other.get_ref("r") is None  # readers still see the last commit
+            assert other.get_ref("r") == oid(1)
+            assert other.write([obj(2)], [move("s", None, 2)]).ok
+        finally:
+            other.close()
+
+    @pytest.mark.parametrize("strategy", ["sql", "python"])
+    def test_both_mark_strategies_sweep_alike(self, backend: SQLiteBackend, strategy: str) -> None:
+        backend.write([obj(n, b"y" * n) for n in range(1, 1500)])
+        keep = [oid(n) for n in range(1, 1500, 3)]
+        with backend.marks(strategy=strategy) as marks:  # type: ignore[arg-type]
+            assert len(marks.add(keep)) == len(keep)
+            assert marks.add(keep[:10]) == []
+            expected = Swept(1499 - len(keep), sum(n for n in range(1, 1500) if n % 3 != 1))
+            assert marks.sweep(2**40, dry_run=True) == expected
+            with backend.exclusive():
+                assert marks.sweep(2**40) == expected
+        assert sorted(backend.iter_ids()) == keep
+
+    def test_stores_made_before_prune_marks_get_the_table_when_first_pruned(
+        self, backend: SQLiteBackend, path: Path
+    ) -> None:
+        backend.close()
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TABLE pruned")
+        reopened = SQLiteBackend.open(path)
+        try:
+            assert reopened.prune_marks() == {}
+            assert reopened.prune_marks([oid(1)]) == {}
+            reopened.set_prune_marks([mark(1)])
+            assert reopened.prune_marks() == {oid(1): mark(1)}
+        finally:
+            reopened.close()
+
+    def test_reclaim_gives_the_space_back(self, backend: SQLiteBackend, path: Path) -> None:
+        backend.write([obj(n, random.Random(n).randbytes(3000)) for n in range(400)])
+        backend.reclaim()
+        full = backend.usage().disk_bytes
+        assert full == path.stat().st_size + Path(f"{path}-wal").stat().st_size
+        assert full > 400 * 3000
+        backend.delete_objects([oid(n) for n in range(1, 400)])
+        backend.reclaim()
+        assert backend.usage().disk_bytes < full / 10
+        assert backend.get_objects([oid(0)]) == {oid(0): obj(0, random.Random(0).randbytes(3000))}

@@ -1,0 +1,135 @@
+"""Helpers for the gc, prune and fsck tests: garbage, ages, and an independent mark."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from ckptstore import Store
+from ckptstore.backends.base import RefUpdate
+from ckptstore.objects import Commit, Kind, decode_trusted
+from ckptstore.refs import SESSION_PREFIX
+from ckptstore.retention import CheckpointTime, RetentionPolicy
+from ckptstore.trees import parse_node
+
+FOREVER = 10.0**9  # seconds: a reflog expiry nothing outlives
+
+
+def later() -> float:
+    """A ``now`` for gc that makes every object stored so far old enough to collect."""
+    return time.time() + 5
+
+
+def state(i: int, *, tasks: int = 30, tag: str = "") -> dict[str, Any]:
+    """A checkpoint with tasks (blobs), variables and outputs; ``i`` changes a little."""
+    return {
+        "phase": {"name": f"phase {i // 10}", "number": i // 10, "status": "in_progress"},
+        "tasks": [
+            {
+                "id": str(t),
+                "subject": f"task {t} of a long agent session {tag}",
+                "status": "completed" if t < i % tasks else "pending",
+                "blocks": [],
+                "blocked_by": [],
+            }
+            for t in range(tasks)
+        ],
+        "variables": {"step": i, "plan": f"plan {tag} " * 20, "tag": tag},
+        "recent_outputs": [
+            {"type": "log", "id": f"{tag}{k}", "success": True} for k in range(i % 5)
+        ],
+    }
+
+
+def drop_session(store: Store, name: str) -> None:
+    """Delete a session ref, as if the session had been removed."""
+    head = store.backend.get_ref(SESSION_PREFIX + name)
+    assert store.backend.write([], [RefUpdate(SESSION_PREFIX + name, head, None, "drop")]).ok
+
+
+def make_garbage(store: Store, name: str = "tmp", count: int = 3, tag: str = "junk") -> list[str]:
+    """Commit ``count`` checkpoints to a session, then drop it; return the commit ids."""
+    ids = [store.commit(state(i, tag=tag), session=name).id for i in range(count)]
+    drop_session(store, name)
+    return ids
+
+
+def all_ids(store: Store) -> set[bytes]:
+    return set(store.backend.iter_ids())
+
+
+def reachable(store: Store, *, reflog: bool = False) -> set[bytes]:
+    """Objects reachable from the refs (and the reflog), walked here, not by ckptstore.gc."""
+    marks = store.backend.prune_marks()
+    todo = list(store.backend.list_refs().values())
+    if reflog:
+        todo += [e.new for e in store.backend.reflog() if e.new is not None]
+    seen: set[bytes] = set()
+    while todo:
+        oid = todo.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        kind, data = store.objects.get(oid)
+        if kind == Kind.COMMIT:
+            commit = Commit.from_value(decode_trusted(data))
+            parents = list(commit.parents)
+            if oid in marks:
+                nxt = marks[oid].next
+                parents = parents[1:] + ([nxt] if nxt is not None else [])
+            todo += [commit.tree, *parents]
+        elif kind == Kind.TREE:
+            todo += parse_node(data).children()
+    return seen
+
+
+def backdate(store_dir: Path, seconds: int) -> None:
+    """Make every object of an on-disk store look ``seconds`` older."""
+    with sqlite3.connect(store_dir / "store.db") as conn:
+        conn.execute("UPDATE objects SET created_at = created_at - ?", (seconds,))
+    conn.close()
+
+
+def flip_byte(store_dir: Path, oid: bytes, position: int) -> None:
+    """Damage one stored object in place: flip every bit of one byte of its payload."""
+    with sqlite3.connect(store_dir / "store.db") as conn:
+        (data,) = conn.execute("SELECT data FROM objects WHERE id=?", (oid,)).fetchone()
+        damaged = bytearray(data)
+        damaged[position % len(damaged)] ^= 0xFF
+        conn.execute("UPDATE objects SET data=? WHERE id=?", (bytes(damaged), oid))
+    conn.close()
+
+
+# --- a model of retention policies ------------------------------------------------------
+
+PERIOD_KEYS = {
+    "hourly": lambda t: (t.year, t.month, t.day, t.hour),
+    "daily": lambda t: t.date(),
+    "weekly": lambda t: (t.isocalendar().year, t.isocalendar().week),
+    "monthly": lambda t: (t.year, t.month),
+    "yearly": lambda t: t.year,
+}
+
+
+def retention_model(policy: RetentionPolicy, recs: list[CheckpointTime]) -> dict[bytes, set[str]]:
+    """Each rule stated on its own: which records it keeps, from scratch."""
+    out: dict[bytes, set[str]] = {}
+    valid = [r for r in recs if r.time.year > 1]
+    if policy.last:
+        for r in recs[: policy.last]:
+            out.setdefault(r.id, set()).add("last")
+    if policy.within is not None and valid:
+        newest = max(r.time for r in valid)
+        for r in valid:
+            if r.time >= newest - policy.within:
+                out.setdefault(r.id, set()).add("within")
+    for name, key in PERIOD_KEYS.items():
+        groups: dict[object, list[int]] = {}
+        for i, r in enumerate(valid):
+            groups.setdefault(key(r.time), []).append(i)
+        first_of_group = sorted(min(members) for members in groups.values())
+        for i in first_of_group[: getattr(policy, name)]:
+            out.setdefault(valid[i].id, set()).add(name)
+    return out

@@ -1,0 +1,188 @@
+"""fsck: a clean store passes; every damaged or missing object is named with its referrers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from ckptstore import RetentionPolicy, Store
+from ckptstore.backends.base import PruneMark, RefUpdate, StoredObject
+from ckptstore.objects import Commit, Kind, decode_trusted, encode, object_id
+from ckptstore.trees import parse_node
+from storetools import all_ids, flip_byte, later, make_garbage, state
+
+
+def small_store(store: Store) -> None:
+    """Blobs, trees and commits in two sessions, a tag, and some garbage."""
+    for i in range(3):
+        store.commit(state(i, tasks=4), session="main")
+    store.commit(state(9, tasks=3, tag="other"), session="other")
+    store.tag("v1", "main~1")
+    make_garbage(store, count=1, tag="junk")
+
+
+def referrers(store: Store) -> dict[bytes, set[str]]:
+    """What names each object: other objects (by id), refs and reflog entries."""
+    found: dict[bytes, set[str]] = defaultdict(set)
+    for oid in store.backend.iter_ids():
+        kind, data = store.objects.get(oid)
+        if kind == Kind.COMMIT:
+            commit = Commit.from_value(decode_trusted(data))
+            links = [commit.tree, *commit.parents]
+        elif kind == Kind.TREE:
+            links = parse_node(data).children()
+        else:
+            links = []
+        for child in links:
+            found[child].add(oid.hex())
+    for name, oid in store.backend.list_refs().items():
+        found[oid].add(f"ref {name}")
+    for entry in store.backend.reflog():
+        if entry.new is not None:
+            found[entry.new].add(f"reflog {entry.name}#{entry.seq}")
+    return found
+
+
+def test_a_sound_store_is_ok(store: Store) -> None:
+    small_store(store)
+    report = store.fsck()
+    assert report.ok
+    assert report.problems == []
+    usage = store.backend.usage().kinds
+    assert report.objects == {Kind(k).label: u.count for k, u in usage.items()}
+    assert report.refs == 3
+    assert report.reflog == len(store.backend.reflog())
+    assert report.to_dict()["ok"] is True
+
+
+def test_an_empty_store_is_ok(store: Store) -> None:
+    report = store.fsck()
+    assert report.ok
+    assert report.objects == {}
+
+
+def test_a_flipped_byte_in_any_object_is_reported_with_what_references_it(
+    store_dir: Path,
+) -> None:
+    with Store.open(store_dir) as store:
+        small_store(store)
+        named = referrers(store)
+        ids = sorted(all_ids(store))
+    kinds_seen = set()
+    for n, oid in enumerate(ids):
+        flip_byte(store_dir, oid, n * 7)
+        with Store.open(store_dir) as store:
+            report = store.fsck()
+            kinds_seen.add(store.backend.find_objects(oid, oid, 1)[0][1])
+        assert not report.ok
+        (problem,) = [p for p in report.problems if p.object_id == oid.hex()]
+        assert problem.kind == "corrupt"
+        assert set(problem.referenced_by) == named.get(oid, set())
+        assert problem.referrers == len(named.get(oid, ()))
+        assert oid.hex() in str(problem)
+        assert all(p.kind == "corrupt" for p in report.problems)  # nothing else is blamed
+        flip_byte(store_dir, oid, n * 7)  # and back
+    assert kinds_seen == {int(k) for k in Kind}
+    with Store.open(store_dir) as store:
+        assert store.fsck().ok
+
+
+def test_a_deleted_object_is_reported_as_missing_with_its_referrers(store: Store) -> None:
+    small_store(store)
+    named = referrers(store)
+    for oid in sorted(all_ids(store)):
+        if oid not in named:
+            continue  # unreferenced garbage: deleting it is what gc does
+        stored = store.backend.get_objects([oid])[oid]
+        store.backend.delete_objects([oid])
+        report = store.fsck()
+        (problem,) = report.problems
+        assert (problem.kind, problem.object_id) == ("missing", oid.hex())
+        assert set(problem.referenced_by) == named[oid]
+        assert store.backend.write([stored]).ok
+    assert store.fsck().ok
+
+
+def test_an_object_that_is_not_in_canonical_form_is_reported(store: Store) -> None:
+    small_store(store)
+    # 5 as a 64-bit msgpack integer instead of one byte: valid msgpack, not canonical.
+    data = b"\xd3" + (5).to_bytes(8, "big")
+    oid = object_id(Kind.BLOB, data)
+    assert store.backend.write([StoredObject(oid, int(Kind.BLOB), 0, len(data), data)]).ok
+    report = store.fsck()
+    (problem,) = report.problems
+    assert (problem.kind, problem.object_id) == ("corrupt", oid.hex())
+    assert "canonical" in problem.detail
+
+
+def test_refs_must_name_existing_commits(store: Store) -> None:
+    small_store(store)
+    head = store.get_commit("main")
+    tree = bytes.fromhex(head.tree)
+    ghost = b"\x01" * 32
+    assert store.backend.write(
+        [], [RefUpdate("tags/tree", None, tree, "t"), RefUpdate("tags/ghost", None, ghost, "g")]
+    ).ok
+    problems = {(p.kind, p.object_id): p for p in store.fsck().problems}
+    assert len(problems) == 2
+    wrong = problems[("not a commit", tree.hex())]
+    assert wrong.detail == "it is a tree"
+    assert set(wrong.referenced_by) == {"ref tags/tree", f"reflog tags/tree#{seq(store, 'tree')}"}
+    missing = problems[("missing", ghost.hex())]
+    assert set(missing.referenced_by) == {
+        "ref tags/ghost",
+        f"reflog tags/ghost#{seq(store, 'ghost')}",
+    }
+
+
+def seq(store: Store, tag: str) -> int:
+    return next(e.seq for e in store.backend.reflog(f"tags/{tag}"))
+
+
+def test_a_pruned_parent_is_not_missing_but_a_broken_prune_mark_is(store: Store) -> None:
+    ids = [store.commit(state(i), session="main").id for i in range(5)]
+    store.prune(RetentionPolicy(last=2), grace=0, now=later())
+    assert store.objects.missing([bytes.fromhex(ids[2])])  # the kept commit's parent
+    assert store.fsck().ok
+    (mark,) = store.backend.prune_marks().values()
+    ghost = b"\x02" * 32
+    store.backend.set_prune_marks([PruneMark(mark.id, mark.parent_checkpoint, ghost, 1)])
+    (problem,) = store.fsck().problems
+    assert (problem.kind, problem.object_id) == ("missing", ghost.hex())
+    assert problem.referenced_by == (f"the prune mark of {mark.id.hex()}",)
+
+
+def test_referrers_beyond_ten_are_counted(store: Store) -> None:
+    for i in range(12):
+        store.commit({"variables": {"i": i, "shared": "s" * 100}}, session=f"s{i}")
+    shared = object_id(Kind.BLOB, encode("s" * 100))
+    assert shared in all_ids(store)
+    store.backend.delete_objects([shared])
+    (problem,) = store.fsck().problems
+    assert problem.referrers == 12
+    assert len(problem.referenced_by) == 10
+    assert str(problem).endswith("and 2 more)")
+
+
+def test_progress_counts_every_object(store: Store) -> None:
+    small_store(store)
+    seen: list[tuple[str, int, int | None]] = []
+    store.fsck(progress=lambda *a: seen.append(a))
+    total = len(all_ids(store))
+    assert seen[-1] == ("check", total, total)
+
+
+@pytest.mark.parametrize("position", [0, 1, 5, 40, 1000])
+def test_damage_to_a_big_compressed_object_is_caught_anywhere(
+    store_dir: Path, position: int
+) -> None:
+    with Store.open(store_dir) as store:
+        store.commit({"variables": {"text": "lorem ipsum " * 5000}}, session="main")
+        big = max(store.backend.iter_ids(), key=lambda o: store.backend.get_objects([o])[o].raw_len)
+        assert store.backend.get_objects([big])[big].codec == 1
+    flip_byte(store_dir, big, position)
+    with Store.open(store_dir) as store:
+        (problem,) = store.fsck().problems
+        assert (problem.kind, problem.object_id) == ("corrupt", big.hex())
