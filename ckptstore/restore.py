@@ -1,14 +1,14 @@
 """Restore: a checkpoint's variables as environment variables, and as shell text.
 
 :func:`restore_env` maps each variable to an environment variable named
-``<prefix><KEY>``: the key upper-cased, every character outside ``A-Z 0-9 _`` replaced
-by ``_``, and ``_`` put first when the name would start with a digit. Strings are kept
-as they are; every other value becomes its compact JSON text (``true``, ``7``,
-``{"a": 1}``), so a program can parse it back.
+``<prefix><KEY>``: the key with ASCII letters upper-cased and every other character
+outside ``A-Z 0-9 _`` replaced by ``_``, and ``_`` put first when the name would start
+with a digit. Strings are kept as they are; every other value becomes its compact JSON
+text (``true``, ``7``, ``{"a": 1}``), so a program can parse it back.
 
-Two keys that sanitise to one name collide: the key that needed no change wins, else
-the first in code-point order, and the others are reported, not exported. A value that
-holds a NUL character cannot live in an environment, so it is reported and skipped.
+Two keys that sanitise to one name collide: a key that only needed upper-casing wins,
+else the first in code-point order, and the others are reported, not exported. A value
+that holds a NUL character cannot live in an environment, so it is reported and skipped.
 
 :func:`render_env` writes the result for a shell (``export NAME='value'``, safe to
 ``eval`` in bash, sh, dash and zsh whatever the value holds), for a dotenv file, or as
@@ -67,7 +67,8 @@ class Environment:
 
 def env_name(key: str, prefix: str = "CKPT_") -> str:
     """The environment variable name of checkpoint variable ``key``."""
-    name = prefix + _UNSAFE.sub("_", key.upper())
+    # ASCII upper-casing only: "ß".upper() is "SS", and names should not grow letters.
+    name = prefix + _UNSAFE.sub("_", "".join(c.upper() if c.isascii() else "_" for c in key))
     return "_" + name if not name or name[0].isdigit() else name
 
 
@@ -99,7 +100,7 @@ def restore_env(checkpoint: Mapping[str, Any], prefix: str = "CKPT_") -> Environ
     collisions = []
     for name in sorted(claims):
         candidates = claims[name]
-        exact = [k for k in candidates if prefix + k == name]
+        exact = [k for k in candidates if prefix + k.upper() == name]
         kept = exact[0] if exact else candidates[0]
         if len(candidates) > 1:
             collisions.append(Collision(name, kept, tuple(k for k in candidates if k != kept)))

@@ -54,6 +54,7 @@ __all__ = [
 MIN_BUDGET: Final = 128
 """The smallest budget: room for the header lines and one line counting everything else."""
 MAX_BUDGET: Final = 1_000_000
+_ID_CAP: Final = 24  # tokens for a checkpoint id: about 15 by either estimator
 
 LEVELS: Final[Mapping[str, LevelSpec]] = {
     "minimal": LevelSpec(500, (), False, False, "pinned", False, False, 40),
@@ -192,25 +193,25 @@ class ContextSummarizer:
                 builder.outputs(), builder.other_fields(),
             ]  # fmt: skip
         ident = _text_or_none(self.data.get("checkpoint_id"))
-        title = "Checkpoint" + (f" {label(ident, 14)}" if ident else "")
+        title = "Checkpoint" + (f" {label(ident, _ID_CAP)}" if ident else "")
         if task_type is not None:
             title += f" — context for {label(task_type, 6)}"
         if changes is not None:
-            title += f" — changes since {label(since_id or 'the earlier checkpoint', 14)}"
+            title += f" — changes since {label(since_id or 'the earlier checkpoint', _ID_CAP)}"
         meta = {
-            "checkpoint_id": clip_text(ident or "", 16) or None,
+            "checkpoint_id": clip_text(ident or "", _ID_CAP) or None,
             "level": level,
             "task_type": clip_text(task_type, 8) if task_type is not None else None,
             "budget": budget,
         }
         if changes is not None:
-            meta["since"] = clip_text(since_id or "", 16) or None
+            meta["since"] = clip_text(since_id or "", _ID_CAP) or None
         head = [
             (name, _json_key(name), text, fields(value, spec.cap))
             for name, text, value in builder.head()
         ]
         doc = Document(title, head, [s for s in sections if s is not None], meta)
-        text = fit(doc, format, budget)
+        text = fit(doc, format, int(budget * estimator().budget_share))
         omitted = {g.name: g.omitted() for g in doc.groups() if g.omitted()}
         return Summary(
             text, estimate_text(text), budget, level, format, task_type, omitted, estimator().name

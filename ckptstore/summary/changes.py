@@ -8,6 +8,7 @@ old and new values are hidden like the current ones.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, Final
 
 from ckptstore.diff import Change
@@ -86,6 +87,10 @@ def _change_line(change: Change, cap: int) -> str:
     return f"{subject} removed (was {value_text(change.old, small)})"
 
 
+def _change_item(change: Change, cap: int) -> tuple[str, Any]:
+    return _change_line(change, cap), _change_data(change, cap)
+
+
 def _change_data(change: Change, cap: int) -> dict[str, Any]:
     out = change.to_dict()
     for side in ("old", "new"):
@@ -107,9 +112,8 @@ def changes_section(
     groups: dict[str, list[Item]] = {name: [] for name in _CHANGE_NOUN}
     for change in changes:
         section = change.section if change.section in groups else "meta"
-        line = _change_line(change, req.level.cap)
-        data = _change_data(change, req.level.cap)
-        groups[section].append(Item(_change_priority(change, req), line, data))
-    title = f"Changes since {label(since_id or 'the earlier checkpoint', 14)}: {len(changes)}"
+        make = partial(_change_item, change, req.level.cap)
+        groups[section].append(Item(_change_priority(change, req), make))
+    title = f"Changes since {label(since_id or 'the earlier checkpoint', 24)}: {len(changes)}"
     listed = [Group(f"changes.{name}", noun, groups[name]) for name, noun in _CHANGE_NOUN.items()]
     return Section("changes", title, listed, {"total": len(changes)})

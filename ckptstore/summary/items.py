@@ -15,6 +15,7 @@ import fnmatch
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, Literal
 
 from ckptstore.secrets import REDACTED
@@ -100,8 +101,17 @@ class TaskProfile:
 # --- rendering values on one line --------------------------------------------------
 
 
+# Every character str.splitlines() breaks on: a summary line stays one line.
+_BREAKS: Final = str.maketrans(
+    {
+        c: json.dumps(c)[1:-1] if ord(c) < 32 else f"\\u{ord(c):04x}"
+        for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+    }
+)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": ")).translate(_BREAKS)
 
 
 def preview(value: Any, cap: int) -> tuple[str, int]:
@@ -113,8 +123,7 @@ def preview(value: Any, cap: int) -> tuple[str, int]:
 
 def label(value: Any, cap: int) -> str:
     """A user string shown bare (a task subject, a phase name), cut with a marker."""
-    text = value if isinstance(value, str) else _json(value)
-    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    text = value.translate(_BREAKS) if isinstance(value, str) else _json(value)
     cut = clip_text(text, cap)
     return cut if cut == text else f"{cut}… (+{len(text) - len(cut)} chars)"
 
@@ -205,6 +214,26 @@ def _var_line(name: str, value: Any, cap: int) -> str:
     return f"{label(name, 12)} = {shown}"
 
 
+def _task_item(task: Any, cap: int) -> tuple[str, Any]:
+    return task_line(task, cap), fields(task, cap)
+
+
+def _dep_item(dep: Any, cap: int, details: bool) -> tuple[str, Any]:
+    return _dep_line(dep, cap, details), fields(dep, cap)
+
+
+def _output_item(out: Any, cap: int) -> tuple[str, Any]:
+    return output_line(out, cap), fields(out, cap)
+
+
+def _var_item(name: str, value: Any, cap: int) -> tuple[str, Any]:
+    return _var_line(name, value, cap), {"name": name, "value": clipped(value, cap)}
+
+
+def _missing_item(name: str) -> tuple[str, Any]:
+    return f"{label(name, 12)} = (not set)", {"name": name, "set": False}
+
+
 def _is_key_variable(value: Any) -> bool:
     """Short scalars (counters, flags, names, targets): the variables compact shows."""
     if isinstance(value, dict | list):
@@ -275,7 +304,7 @@ class Builder:
 
     def tasks(self) -> Section | None:
         """Task counts by status; the level's groups listed task by task."""
-        if not self.spec.task_counts:
+        if not self.spec.task_counts or "tasks" not in self.data:
             return None
         tasks = self._list("tasks")
         groups: dict[str, list[Item]] = {g: [] for g in TASK_GROUPS}
@@ -284,8 +313,8 @@ class Builder:
             group = _task_group(task)
             counts[group] += 1
             if group in self.spec.tasks:
-                line = task_line(task, self.spec.cap)
-                groups[group].append(Item(_TASK_PRIORITY[group], line, fields(task, self.spec.cap)))
+                make = partial(_task_item, task, self.spec.cap)
+                groups[group].append(Item(_TASK_PRIORITY[group], make))
         shown = {g: n for g, n in counts.items() if n}
         summary = ", ".join(f"{n} {_TASK_NOUN[g].removesuffix(' tasks')}" for g, n in shown.items())
         title = f"Tasks: {len(tasks)}" + (f" ({summary})" if summary else "")
@@ -306,9 +335,10 @@ class Builder:
             if profile is not None and not bad and not profile.wants_dependency(kind):
                 excluded += 1
                 continue
-            line = _dep_line(dep, self.spec.cap, self.spec.details)
-            item = Item(3 if bad else 8, line, fields(dep, self.spec.cap))
-            (failing if bad else available).append(item)
+            # Available dependencies rank with failing ones: knowing what is up is the
+            # minimal level's content, worth more than the fiftieth task.
+            make = partial(_dep_item, dep, self.spec.cap, self.spec.details)
+            (failing if bad else available).append(Item(3, make))
         groups = [
             Group("dependencies.failing", "failing dependencies", failing),
             Group("dependencies.available", "available dependencies", available, excluded),
@@ -328,12 +358,9 @@ class Builder:
             elif key in self.data and key != "variables":
                 value = self.data[key]
             else:
-                items.append(Item(2, f"{label(key, 12)} = (not set)", {"name": key, "set": False}))
+                items.append(Item(2, partial(_missing_item, key)))
                 continue
-            cap = max(self.spec.cap, 120)
-            items.append(
-                Item(2, _var_line(key, value, cap), {"name": key, "value": clipped(value, cap)})
-            )
+            items.append(Item(2, partial(_var_item, key, value, max(self.spec.cap, 120))))
         excluded = 0
         profile, mode = self.req.profile, self.spec.variables
         for name, value in variables.items():
@@ -348,14 +375,7 @@ class Builder:
             else:
                 excluded += 1
                 continue
-            cap = self.spec.cap
-            items.append(
-                Item(
-                    priority,
-                    _var_line(name, value, cap),
-                    {"name": name, "value": clipped(value, cap)},
-                )
-            )
+            items.append(Item(priority, partial(_var_item, name, value, self.spec.cap)))
         if not items and (not excluded or mode == "pinned"):
             return None
         title = f"Variables: {len(variables)}"
@@ -370,10 +390,9 @@ class Builder:
         failed: list[Item] = []
         done: list[Item] = []
         for out in reversed(outputs):  # newest first
-            line = output_line(out, self.spec.cap)
-            (failed if output_failed(out) else done).append(
-                Item(4 if output_failed(out) else 10, line, fields(out, self.spec.cap))
-            )
+            make = partial(_output_item, out, self.spec.cap)
+            bad = output_failed(out)
+            (failed if bad else done).append(Item(4 if bad else 10, make))
         groups = [
             Group("recent_outputs.failed", "failed outputs", failed),
             Group("recent_outputs.other", "outputs", done),
@@ -390,12 +409,7 @@ class Builder:
         extra = {k: v for k, v in self.data.items() if k not in _KNOWN}
         if not self.spec.meta or not extra:
             return None
-        items = [
-            Item(
-                12, _var_line(k, v, self.spec.cap), {"name": k, "value": clipped(v, self.spec.cap)}
-            )
-            for k, v in extra.items()
-        ]
+        items = [Item(12, partial(_var_item, k, v, self.spec.cap)) for k, v in extra.items()]
         return Section(
             "other_fields",
             f"Other fields: {len(extra)}",

