@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -15,8 +15,10 @@ from ckptstore.objectstore import ObjectStore
 
 __all__ = [
     "CHECKPOINT_ID",
+    "ORIGINAL_ID_SETTING",
     "CommitInfo",
     "checkpoint_id",
+    "checkpoint_id_of",
     "iter_history",
     "now_iso",
     "read_commit",
@@ -24,6 +26,11 @@ __all__ = [
 
 CHECKPOINT_ID: Final = re.compile(r"ckpt-(\d{8})-(\d{6})-([0-9a-f]{8})")
 """The seed's checkpoint id form: ``ckpt-<UTC yyyymmdd>-<hhmmss>-<first 8 hex of the id>``."""
+
+ORIGINAL_ID_SETTING: Final = "original-id:"
+"""Prefix of the store settings that index imported checkpoints: ``original-id:<checkpoint
+id>`` holds the hex id of the commit that recorded that original id (see
+:mod:`ckptstore.revisions`)."""
 
 
 def now_iso() -> str:
@@ -44,6 +51,13 @@ def _stamp(created_at: str) -> str:
 def checkpoint_id(commit_id: bytes, created_at: str) -> str:
     """The user-facing checkpoint id of a commit."""
     return f"ckpt-{_stamp(created_at)}-{commit_id.hex()[:8]}"
+
+
+def checkpoint_id_of(commit_id: bytes, commit: Commit) -> str:
+    """The checkpoint id of a commit: the original one for an imported checkpoint."""
+    if commit.original is not None:
+        return str(commit.original["checkpoint_id"])
+    return checkpoint_id(commit_id, commit.created_at)
 
 
 def read_commit(store: ObjectStore, oid: bytes) -> Commit:
@@ -80,6 +94,8 @@ class CommitInfo:
     generation: int
     history_pruned: int = 0
     """How many checkpoints right before this one were pruned (``ckpt prune``)."""
+    original: Mapping[str, Any] | None = None
+    """For an imported checkpoint, the store-owned fields of its original file."""
 
     @classmethod
     def build(
@@ -93,10 +109,14 @@ class CommitInfo:
         if pruned is not None:
             parent_id = pruned.parent_checkpoint
         elif parent is not None:
-            parent_id = checkpoint_id(commit.parents[0], parent.created_at)
+            parent_id = checkpoint_id_of(commit.parents[0], parent)
+        elif commit.original is not None:
+            # Imported without its parent (the original file named one this store
+            # lacks): the link is kept as the file had it.
+            parent_id = commit.original.get("parent_checkpoint_id")
         return cls(
             id=hex_id(oid),
-            checkpoint_id=checkpoint_id(oid, commit.created_at),
+            checkpoint_id=checkpoint_id_of(oid, commit),
             session=commit.session,
             created_at=commit.created_at,
             tree=hex_id(commit.tree),
@@ -108,6 +128,7 @@ class CommitInfo:
             estimated_tokens=commit.estimated_tokens,
             generation=commit.generation,
             history_pruned=pruned.skipped if pruned is not None else 0,
+            original=commit.original,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,7 +147,7 @@ class CommitInfo:
             "parent_checkpoint_id": self.parent_checkpoint_id,
             "parents": list(self.parents),
             "tree": self.tree,
-        }
+        } | ({"original": dict(self.original)} if self.original is not None else {})
 
 
 def iter_history(store: ObjectStore, start: bytes) -> Iterator[CommitInfo]:
@@ -139,8 +160,9 @@ def iter_history(store: ObjectStore, start: bytes) -> Iterator[CommitInfo]:
     """
     oid = start
     commit = read_commit(store, start)
+    marks = store.backend.prune_marks()  # few: one per cut a prune made
     while True:
-        mark = store.backend.prune_marks([oid]).get(oid)
+        mark = marks.get(oid)
         parent_oid = commit.parents[0] if commit.parents else None
         if mark is not None:
             parent_oid = mark.next

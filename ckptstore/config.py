@@ -11,11 +11,29 @@ Sections this module reads (every one optional)::
     variables = ["*_ENV", "region", "deploy_*"]
     aliases = ["release"]                # more names for --for (optional)
 
-A new section (say ``[[dependencies]]`` for probes) adds its name to ``SECTIONS``, a
-field to :class:`Config` and a parser built on :class:`Table`, which turns every
-mistake into an :class:`~ckptstore.errors.InvalidConfig` naming the file, the line
-when it can be found, and the key. Unknown sections and keys are errors, so a typo
-never silently does nothing.
+    [[dependencies]]                    # a service `ckpt commit` checks (ckpt deps)
+    name = "vault"
+    check = "http"                       # tcp | http | command
+    endpoint = "https://127.0.0.1:8200/v1/sys/health"
+    type = "service"                     # recorded as the dependency's type (default)
+    timeout = 0.5                        # seconds (default: the probe phase's bound)
+    verify_tls = false                   # http: accept a self-signed certificate
+    # check = "command": command = ["redis-cli", "PING"], endpoint optional,
+    # degraded_exit_codes = [2] (exit statuses that mean degraded, not unavailable)
+
+    [probes]
+    bound = 2.0                          # seconds the whole probe phase may take
+
+    [collectors]
+    on_error = "record"                  # a failing collector: "record" it or "fail"
+    plugins = true                       # run the ckptstore.collectors entry points
+    disable = ["git"]                    # plugin collectors not to run
+
+A new section adds its name to ``SECTIONS``, a field to :class:`Config` and a parser
+built on :class:`Table`, which turns every mistake into an
+:class:`~ckptstore.errors.InvalidConfig` naming the file, the line when it can be
+found, and the key. Unknown sections and keys are errors, so a typo never silently
+does nothing.
 """
 
 from __future__ import annotations
@@ -28,14 +46,18 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 from ckptstore.errors import InvalidConfig
+from ckptstore.probes import CHECKS, DEFAULT_BOUND, DependencySpec, endpoint_problem
 from ckptstore.secrets import DEFAULT_PATTERNS
 from ckptstore.summary import BUILTIN_TASK_TYPES, TaskProfile
 
 __all__ = ["CONFIG_FILE", "SECTIONS", "Config", "Table", "load_config", "parse_config"]
 
 CONFIG_FILE: Final = "config.toml"
-SECTIONS: Final = ("secrets", "summary")
+SECTIONS: Final = ("secrets", "summary", "dependencies", "probes", "collectors")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_ITEM = re.compile(r"(.+)\[(\d+)\]")
+MAX_BOUND: Final = 60.0
+ON_ERROR: Final = ("record", "fail")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +67,11 @@ class Config:
     path: str | None = None
     secret_patterns: tuple[str, ...] = DEFAULT_PATTERNS
     task_types: Mapping[str, TaskProfile] = field(default_factory=lambda: dict(BUILTIN_TASK_TYPES))
+    dependencies: tuple[DependencySpec, ...] = ()
+    probe_bound: float = DEFAULT_BOUND
+    collector_errors: str = "record"
+    plugins: bool = True
+    disabled_collectors: tuple[str, ...] = ()
 
 
 class Table:
@@ -88,6 +115,51 @@ class Table:
             self.fail((*self.where, key), f"must be true or false, not {_kind(value)}")
         return value
 
+    def string(self, key: str, default: str | None = None) -> str | None:
+        """The string ``key``, or ``default`` when absent."""
+        self._seen.add(key)
+        if key not in self.value:
+            return default
+        value = self.value[key]
+        if not isinstance(value, str):
+            self.fail((*self.where, key), f"must be a string, not {_kind(value)}")
+        return value
+
+    def number(self, key: str, default: float | None, low: float, high: float) -> float | None:
+        """The number ``key`` (above ``low``, at most ``high``), or ``default``."""
+        self._seen.add(key)
+        if key not in self.value:
+            return default
+        value = self.value[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail((*self.where, key), f"must be a number, not {_kind(value)}")
+        if not low < value <= high:
+            self.fail((*self.where, key), f"must be more than {low:g} and at most {high:g}")
+        return float(value)
+
+    def integers(self, key: str) -> tuple[int, ...]:
+        """The list of integers ``key`` (empty when absent)."""
+        self._seen.add(key)
+        value = self.value.get(key, [])
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            self.fail((*self.where, key), f"must be a list of integers, not {_kind(value)}")
+        return tuple(value)
+
+    def items(self, key: str) -> list[Table]:
+        """The array of tables ``key`` (``[[key]]``), each named ``key[i]``."""
+        self._seen.add(key)
+        value = self.value.get(key, [])
+        if not isinstance(value, list):
+            self.fail(
+                (*self.where, key), f"must be an array of tables ([[{key}]]), not {_kind(value)}"
+            )
+        return [
+            Table(item, (*self.where, f"{key}[{i}]"), self.text, self.source)
+            for i, item in enumerate(value)
+        ]
+
     def done(self) -> None:
         """Fail on the first key nobody read (a typo, or a setting this version lacks)."""
         for key in self.value:
@@ -96,13 +168,19 @@ class Table:
 
 
 def _kind(value: Any) -> str:
-    names = {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}
+    names = {
+        dict: "a table", list: "an array", str: "a string", bool: "a boolean",
+        int: "an integer", float: "a number",
+    }  # fmt: skip
     return names.get(type(value), f"a {type(value).__name__}")
 
 
 def _line_of(text: str, where: tuple[str, ...]) -> int | None:
     """The line where the key at ``where`` is set, when a plain reading finds it."""
     lines = text.splitlines()
+    item = _ITEM.fullmatch(where[0]) if where else None
+    if item is not None:
+        return _line_in_item(lines, item.group(1), int(item.group(2)), where[1:])
     for depth in range(len(where), 0, -1):
         header = re.compile(r"^\s*\[{1,2}\s*" + r"\s*\.\s*".join(map(re.escape, where[:depth])))
         start = next((i for i, line in enumerate(lines) if header.match(line)), None)
@@ -119,6 +197,72 @@ def _line_of(text: str, where: tuple[str, ...]) -> int | None:
         return start + 1
     key = re.compile(r"^\s*" + re.escape(where[0]) + r"\s*[=.]")
     return next((i + 1 for i, line in enumerate(lines) if key.match(line)), None)
+
+
+def _line_in_item(lines: list[str], name: str, index: int, keys: tuple[str, ...]) -> int | None:
+    """The line of ``keys[0]`` in the ``index``-th ``[[name]]`` table (or its header)."""
+    header = re.compile(r"^\s*\[\[\s*" + re.escape(name) + r"\s*\]\]")
+    starts = [i for i, line in enumerate(lines) if header.match(line)]
+    if index >= len(starts):
+        return None
+    start = starts[index]
+    if keys:
+        key = re.compile(r"^\s*" + re.escape(keys[0]) + r"\s*=")
+        for i in range(start + 1, len(lines)):
+            if lines[i].lstrip().startswith("["):
+                break
+            if key.match(lines[i]):
+                return i + 1
+    return start + 1
+
+
+def _dependency(entry: Table, default_timeout: float | None) -> DependencySpec:
+    name = entry.string("name")
+    if name is None:
+        entry.fail((*entry.where, "name"), "is missing; every dependency needs a name")
+    check = entry.string("check")
+    if check is None:
+        entry.fail((*entry.where, "check"), f"is missing; give one of {', '.join(CHECKS)}")
+    if check not in CHECKS:
+        entry.fail(
+            (*entry.where, "check"), f"{check!r} is not a known check; use {', '.join(CHECKS)}"
+        )
+    endpoint = entry.string("endpoint")
+    command = entry.strings("command") or ()
+    if check == "command":
+        if not command or not command[0]:
+            entry.fail(
+                (*entry.where, "command"),
+                'is missing; a command check runs a program: command = ["prog", "arg"]',
+            )
+    elif command:
+        entry.fail((*entry.where, "command"), f'is only for check = "command", not {check!r}')
+    elif endpoint is None:
+        entry.fail((*entry.where, "endpoint"), f"is missing; a {check} check needs an endpoint")
+    if endpoint is not None and (problem := endpoint_problem(check, endpoint)) is not None:
+        entry.fail((*entry.where, "endpoint"), f"{endpoint!r} {problem}")
+    spec = DependencySpec(
+        name=name,
+        check=check,
+        endpoint=endpoint,
+        type=entry.string("type", "service") or "service",
+        timeout=entry.number("timeout", default_timeout, 0, MAX_BOUND),
+        command=command,
+        verify_tls=entry.boolean("verify_tls", True),
+        degraded_exit_codes=entry.integers("degraded_exit_codes"),
+    )
+    entry.done()
+    return spec
+
+
+def _dependencies(root: Table, default_timeout: float | None) -> tuple[DependencySpec, ...]:
+    specs: list[DependencySpec] = []
+    for entry in root.items("dependencies"):
+        spec = _dependency(entry, default_timeout)
+        if any(other.name == spec.name for other in specs):
+            entry.fail((*entry.where, "name"), f"{spec.name!r} is declared twice")
+        specs.append(spec)
+    return tuple(specs)
 
 
 def _task_types(summary: Table) -> dict[str, TaskProfile]:
@@ -169,8 +313,26 @@ def parse_config(text: str, *, source: str = CONFIG_FILE) -> Config:
     if summary is not None:
         task_types = _task_types(summary)
         summary.done()
+    bound, timeout = DEFAULT_BOUND, None
+    probes = root.table("probes")
+    if probes is not None:
+        bound = probes.number("bound", DEFAULT_BOUND, 0, MAX_BOUND) or DEFAULT_BOUND
+        timeout = probes.number("timeout", None, 0, MAX_BOUND)
+        probes.done()
+    dependencies = _dependencies(root, timeout)
+    on_error, plugins, disabled = "record", True, tuple[str, ...]()
+    collectors = root.table("collectors")
+    if collectors is not None:
+        on_error = collectors.string("on_error", "record") or "record"
+        if on_error not in ON_ERROR:
+            collectors.fail(
+                (*collectors.where, "on_error"), f'{on_error!r} must be "record" or "fail"'
+            )
+        plugins = collectors.boolean("plugins", True)
+        disabled = collectors.strings("disable") or ()
+        collectors.done()
     root.done()
-    return Config(source, patterns, task_types)
+    return Config(source, patterns, task_types, dependencies, bound, on_error, plugins, disabled)
 
 
 def load_config(directory: str | Path | None) -> Config:

@@ -19,7 +19,8 @@
     │   ├── InvalidSetting
     │   ├── InvalidConfig
     │   ├── InvalidOption
-    │   └── UnknownTaskType
+    │   ├── UnknownTaskType
+    │   └── UnknownTask
     ├── NotFound                   (+ LookupError)
     │   ├── ObjectNotFound
     │   ├── RevisionNotFound
@@ -32,7 +33,8 @@
     │   ├── MalformedData          (+ ValueError)
     │   └── GCAborted
     ├── RefConflict
-    └── RefExists
+    ├── RefExists
+    └── CollectorFailed
 
 Every exception builds its message from the fields it carries (raise sites pass data,
 not prose), and the fields stay available as attributes. Messages are one line: what
@@ -48,6 +50,7 @@ from collections.abc import Sequence
 __all__ = [
     "AmbiguousRevision",
     "CkptError",
+    "CollectorFailed",
     "CorruptObject",
     "EmptySession",
     "GCAborted",
@@ -75,6 +78,7 @@ __all__ = [
     "StoreExists",
     "StoreNotFound",
     "StoreNotWritable",
+    "UnknownTask",
     "UnknownTaskType",
     "UnsupportedFormat",
 ]
@@ -269,6 +273,23 @@ class UnknownTaskType(InvalidInput):
         )
 
 
+class UnknownTask(InvalidInput):
+    """An edit names a task id the checkpoint does not have (``--task``, ``--active-task``)."""
+
+    def __init__(self, task_id: str, known: Sequence[str], *, option: str = "--task") -> None:
+        self.task_id = task_id
+        self.known = tuple(known)
+        self.option = option
+        shown = ", ".join(self.known[:_MAX_CANDIDATES]) + (
+            " …" if len(self.known) > _MAX_CANDIDATES else ""
+        )
+        hint = f"known: {shown}" if self.known else "the checkpoint has no tasks"
+        super().__init__(
+            f"{option}: no task has id {_short(repr(task_id))} ({hint}); nothing was written,"
+            " add it with --task-add or check the id with `ckpt load`"
+        )
+
+
 class InvalidPath(InvalidInput):
     """A path into a checkpoint (``REF:PATH``, ``--key``) is malformed."""
 
@@ -457,4 +478,19 @@ class RefExists(CkptError):
         super().__init__(
             f"{ref} already exists (at {current[:12]}); pick another name"
             + (" or pass --force to move it" if kind == "tag" else "")
+        )
+
+# --- capturing state ------------------------------------------------------------
+
+
+class CollectorFailed(CkptError):
+    """A state collector raised, and the store's config says to fail the commit."""
+
+    def __init__(self, collector: str, problem: str) -> None:
+        self.collector = collector
+        self.problem = problem
+        super().__init__(
+            f"collector {collector!r} failed ({_short(problem, 160)}); nothing was written:"
+            ' fix it, disable it under [collectors] disable = ["…"] in the store\'s config.toml,'
+            ' or set on_error = "record" there'
         )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NewType, TypeAlias
@@ -301,6 +302,13 @@ class Commit:
     as given (imports preserve the original string); commits made here use UTC with
     microseconds. ``generation`` is 1 for a commit without parents, else one more than
     its first parent's: a session's length is read off its head, without a walk.
+
+    ``original`` is set only on a checkpoint imported from the original skill's files
+    (``ckpt import``): the store-owned fields of that file as it had them
+    (``checkpoint_id`` always; ``session_id``, ``content_hash``, ``parent_checkpoint_id``
+    and ``estimated_tokens`` when present), so the checkpoint keeps its id and exports
+    unchanged. It is left out of the encoding when absent, so other commits' ids do not
+    depend on it.
     """
 
     tree: bytes
@@ -312,23 +320,24 @@ class Commit:
     agent_tier: int | None = None
     estimated_tokens: int = 0
     generation: int = 1
+    original: Mapping[str, Any] | None = None
 
     def to_bytes(self) -> bytes:
         """The canonical encoding of this commit."""
-        return encode(
-            {
-                "tree": self.tree,
-                "parents": list(self.parents),
-                "created_at": self.created_at,
-                "session": self.session,
-                "notes": self.notes,
-                "agent_id": self.agent_id,
-                "agent_tier": self.agent_tier,
-                "estimated_tokens": self.estimated_tokens,
-                "generation": self.generation,
-            },
-            allow_bytes=True,
-        )
+        value: dict[str, Any] = {
+            "tree": self.tree,
+            "parents": list(self.parents),
+            "created_at": self.created_at,
+            "session": self.session,
+            "notes": self.notes,
+            "agent_id": self.agent_id,
+            "agent_tier": self.agent_tier,
+            "estimated_tokens": self.estimated_tokens,
+            "generation": self.generation,
+        }
+        if self.original is not None:
+            value["original"] = dict(self.original)
+        return encode(value, allow_bytes=True)
 
     @classmethod
     def from_value(cls, value: Any) -> Commit:
@@ -350,6 +359,7 @@ class Commit:
             agent_tier=value["agent_tier"],
             estimated_tokens=value["estimated_tokens"],
             generation=value["generation"],
+            original=value.get("original"),
         )
 
 
@@ -371,6 +381,9 @@ def _commit_problem(value: Any) -> str | None:
             return f"field {name!r} is missing or has the wrong type"
         if isinstance(value[name], bool):
             return f"field {name!r} has the wrong type"
+    original = value.get("original", {"checkpoint_id": ""})
+    if not isinstance(original, dict) or not isinstance(original.get("checkpoint_id"), str):
+        return "field 'original' is not a map with a string 'checkpoint_id'"
     return None
 
 

@@ -10,6 +10,12 @@ and ``^`` mean one)::
     <hex>                        a full or unambiguous short (4+ hex) commit id
 
 A name is looked up as a ref before it is tried as a short id, as git does.
+
+An imported checkpoint keeps its original id, which need not have the derived form
+(``ckpt import``). Such ids are found through an index kept in the store's settings:
+``original-id:<checkpoint id>`` → commit id, one primary-key lookup. The index is only
+a pointer: the commit it names must exist and record that id, so an entry left behind
+by a failed import or a gc names nothing rather than the wrong checkpoint.
 """
 
 from __future__ import annotations
@@ -17,18 +23,19 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from ckptstore.commits import CHECKPOINT_ID, checkpoint_id, read_commit
+from ckptstore.commits import CHECKPOINT_ID, ORIGINAL_ID_SETTING, checkpoint_id_of, read_commit
 from ckptstore.errors import (
     AmbiguousRevision,
     EmptySession,
     InvalidRevision,
+    NotFound,
     RevisionNotFound,
 )
-from ckptstore.objects import Kind
+from ckptstore.objects import Kind, raw_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import HEAD, SESSION_PREFIX, TAG_PREFIX, Refs
 
-__all__ = ["parse_revision", "resolve_revision"]
+__all__ = ["find_original", "parse_revision", "resolve_revision"]
 
 _SUFFIX: Final = re.compile(r"(~\d*|\^)$")
 _HEX: Final = re.compile(r"[0-9a-f]{4,64}")
@@ -61,11 +68,27 @@ def parse_revision(text: str) -> tuple[str, int]:
     return base, back
 
 
+def find_original(objects: ObjectStore, checkpoint: str) -> bytes | None:
+    """The commit that recorded original checkpoint id ``checkpoint``, if the store has it."""
+    found = objects.backend.get_setting(ORIGINAL_ID_SETTING + checkpoint)
+    if found is None:
+        return None
+    try:
+        oid = raw_id(found)
+        commit = read_commit(objects, oid)
+    except (NotFound, ValueError):
+        return None  # a stale entry: the import failed or gc removed the commit
+    if commit.original is None or commit.original.get("checkpoint_id") != checkpoint:
+        return None
+    return oid
+
+
 def _by_checkpoint_id(objects: ObjectStore, text: str, match: re.Match[str]) -> bytes:
     hits = [oid for oid, kind in objects.find(match.group(3)) if kind == Kind.COMMIT]
-    exact = [
-        oid for oid in hits if checkpoint_id(oid, read_commit(objects, oid).created_at) == text
-    ]
+    exact = [oid for oid in hits if checkpoint_id_of(oid, read_commit(objects, oid)) == text]
+    original = find_original(objects, text)
+    if original is not None and original not in exact:
+        exact.append(original)
     if len(exact) > 1:
         raise AmbiguousRevision(text, [oid.hex() for oid in exact])
     if not exact:
@@ -126,6 +149,8 @@ def resolve_revision(objects: ObjectStore, refs: Refs, text: str) -> bytes:
         oid = _by_name(refs, base)
         if oid is None and _HEX.fullmatch(base):
             oid = _by_hex(objects, base)
+        if oid is None:
+            oid = find_original(objects, base)
         if oid is None:
             if base == refs.current_session():
                 raise EmptySession(base, others=list(refs.sessions()))

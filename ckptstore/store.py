@@ -6,7 +6,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,12 +18,15 @@ from typing import Any, Final
 from ckptstore.backends.base import Backend, RefUpdate
 from ckptstore.backends.memory import MemoryBackend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
-from ckptstore.commits import CommitInfo, iter_history, now_iso, read_commit
+from ckptstore.collectors import Captured, Collector, Environment, Pipeline, discover_collectors
+from ckptstore.commits import ORIGINAL_ID_SETTING, CommitInfo, iter_history, now_iso, read_commit
 from ckptstore.config import Config, load_config
 from ckptstore.diff import Change
+from ckptstore.edits import Edits
 from ckptstore.errors import (
     EmptySession,
     InvalidCheckpoint,
+    InvalidOption,
     InvalidSetting,
     InvalidValue,
     RefConflict,
@@ -36,14 +39,17 @@ from ckptstore.fsck import FsckReport, check_store
 from ckptstore.gc import DEFAULT_GRACE, DEFAULT_REFLOG_EXPIRY, GCStats, Progress, collect_garbage
 from ckptstore.history import KeyChange, filtered_log, key_history, parse_moment
 from ckptstore.location import STORE_DIR, find_store, store_file
+from ckptstore.merge import validate_partial
 from ckptstore.objects import Commit, Kind, ObjectId, canonical, object_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.paths import lookup, parse_path
+from ckptstore.probes import ProbeResult, probe_all
 from ckptstore.prune import PruneReport, apply_retention
 from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, Refs, check_name
 from ckptstore.retention import RetentionPolicy
 from ckptstore.revisions import resolve_revision
 from ckptstore.secrets import SECRET_SETTING, SecretPolicy, dump_marked, parse_marked
+from ckptstore.session import AutoCheckpoint
 from ckptstore.snapshot import (
     FIELD_ORDER,
     STORE_OWNED,
@@ -182,6 +188,8 @@ class Store:
         created_at: str | None = None,
         source: str = "",
         secret: Sequence[str] = (),
+        parents: Sequence[str] | None = None,
+        original: Mapping[str, Any] | None = None,
     ) -> CommitInfo:
         """Record a checkpoint and return its commit.
 
@@ -195,10 +203,17 @@ class Store:
         Racing writers to one session are serialised by compare-and-swap on the
         session ref: a commit that loses the race is rebuilt on the new head and retried.
 
+        ``parents`` (REFs) builds the checkpoint on ``parents[0]`` instead of the
+        session's newest; the session must then end there or not exist yet (``[]``: a
+        first checkpoint in a session that must not exist). ``original`` records the
+        store-owned fields of an imported file (see :class:`~ckptstore.objects.Commit`);
+        its ``checkpoint_id`` becomes the checkpoint's id and resolves as a REF.
+
         Raises:
             InvalidCheckpoint: the state or a variable is not valid; nothing is written.
             InvalidRefName: the session name is not valid.
-            RefConflict: the session kept moving for ``MAX_ATTEMPTS`` attempts.
+            RefConflict: the session kept moving for ``MAX_ATTEMPTS`` attempts, or
+                (with ``parents``) it ends elsewhere.
         """
         given = validate_state(state, source=source) if state is not None else None
         if session is None and state is not None and isinstance(state.get("session_id"), str):
@@ -225,14 +240,146 @@ class Store:
         # Before the commit: a commit that then fails leaves a name marked, never a
         # secret value stored unmarked.
         self.mark_secret(secret)
+        return self._record(
+            session,
+            lambda parent: self._build(fixed, parent, assign, tuple(unset)),
+            notes=notes, created_at=created_at, parents=parents, original=original,
+        )  # fmt: skip
+
+    def capture(
+        self,
+        state: Mapping[str, Any] | None = None,
+        *,
+        session: str | None = None,
+        merge: bool = False,
+        edits: Edits | None = None,
+        variables: Mapping[str, Any] | None = None,
+        unset: Sequence[str] = (),
+        notes: str = "",
+        source: str = "",
+        secret: Sequence[str] = (),
+        probe: bool = True,
+        plugins: bool = True,
+        collectors: Sequence[Collector] = (),
+        environ: Mapping[str, str] | None = None,
+    ) -> Captured:
+        """Build a checkpoint with the collectors and record it (what ``ckpt commit`` does).
+
+        The session's latest checkpoint, then ``state`` (a full one, or a partial one
+        with ``merge``), ``edits`` and ``variables``/``unset``, the environment
+        (``environ``, default ``os.environ``), the dependency probes (unless ``probe``
+        is false) and the plugin collectors (unless ``plugins`` is false), then
+        ``collectors``; see :mod:`ckptstore.collectors` for each stage.
+
+        Raises:
+            InvalidInput: a state, edit, variable or setting is not valid; nothing is
+                written.
+            CollectorFailed: a collector failed and the config says to fail.
+        """
+        config = self.config
+        environment = Environment.read(os.environ if environ is None else environ)
+        given = partial = None
+        if state is not None and merge:
+            partial = validate_partial(state, source=source)
+        elif state is not None:
+            given = validate_state(state, source=source)
+        elif merge:
+            raise InvalidOption("merge", True, "needs a partial state to merge (--state FILE)")
+        assign = {}
+        for name, value in (variables or {}).items():
+            try:
+                assign[name] = canonical(value, root=f"$.variables.{name}")
+            except InvalidValue as err:
+                raise InvalidCheckpoint(err.path, err.problem, source=source) from None
+        stamp = now_iso()
+        pipeline = Pipeline(
+            full=given,
+            partial=partial,
+            edits=(edits or Edits()).with_variables(assign, unset),
+            environment=environment,
+            dependencies=config.dependencies if probe else (),
+            bound=config.probe_bound,
+            plugins=discover_collectors(config.disabled_collectors)
+            if plugins and config.plugins
+            else (),
+            extra=collectors,
+            on_error=config.collector_errors,
+            now=stamp,
+        )
+        if session is None and state is not None and isinstance(state.get("session_id"), str):
+            session = environment.session or state["session_id"]
+        name = check_name(session or environment.session or self.current_session)
+        head = self.refs.session_head(name)
+        parent = read_commit(self.objects, head) if head is not None else None
+        agent = (parent.agent_id, parent.agent_tier) if parent is not None else None
+        if pipeline.collects or not pipeline.variables_only(agent):
+            # Checks the edits apply before probes and plugins spend any time.
+            pipeline.collect(self._base_state(parent), name, self.path)
+        self.mark_secret(secret)
+
+        def build(parent: Commit | None) -> tuple[Built, tuple[str | None, int | None]]:
+            agent = (parent.agent_id, parent.agent_tier) if parent is not None else None
+            if pipeline.variables_only(agent):
+                return self._build(None, parent, pipeline.edits.variables, pipeline.edits.unset)
+            built = write_state(
+                validate_state(pipeline.apply(self._base_state(parent)), source=source)
+            )
+            return built, built.agent
+
+        info = self._record(name, build, notes=notes, created_at=stamp)
+        return Captured(info, tuple(pipeline.results), tuple(pipeline.errors))
+
+    def session(self, name: str | None = None, *, probe: bool = True) -> AutoCheckpoint:
+        """Auto-checkpoint hooks for session ``name`` (default: HEAD's): :mod:`~ckptstore.session`.
+
+        ``with store.session("agent-1") as s:`` records a checkpoint with the error when
+        the block raises, then re-raises.
+        """
+        return AutoCheckpoint(self, check_name(name or self.current_session), probe=probe)
+
+    def check_dependencies(self) -> list[ProbeResult]:
+        """Check the dependencies ``config.toml`` declares, now (``ckpt deps``)."""
+        config = self.config
+        return probe_all(config.dependencies, bound=config.probe_bound)
+
+    def _base_state(self, parent: Commit | None) -> dict[str, Any]:
+        """The state a commit inherits: its parent's (an empty one for a new session)."""
+        return empty_state() if parent is None else read_state(self.objects, parent.tree)
+
+    def _record(
+        self,
+        session: str,
+        build: Callable[[Commit | None], tuple[Built, tuple[str | None, int | None]]],
+        *,
+        notes: str,
+        created_at: str | None,
+        parents: Sequence[str] | None = None,
+        original: Mapping[str, Any] | None = None,
+    ) -> CommitInfo:
+        """Write the commit ``build`` makes on the session's head (or on ``parents``).
+
+        ``build`` runs again on the new head when a concurrent commit wins the race.
+        """
+        explicit = None
+        if parents is not None:
+            with self.backend.reading():
+                explicit = tuple(resolve_revision(self.objects, self.refs, p) for p in parents)
         stamp = created_at or now_iso()
         for attempt in range(MAX_ATTEMPTS):
             head = self.refs.session_head(session)
-            parent = read_commit(self.objects, head) if head is not None else None
-            built, agent = self._build(fixed, parent, assign, tuple(unset))
+            base: tuple[bytes, ...] = (head,) if head is not None else ()
+            if explicit is not None:
+                if head is not None and head != (explicit[0] if explicit else None):
+                    raise RefConflict(
+                        f"sessions/{session}", explicit[0].hex() if explicit else None,
+                        head.hex(), attempt + 1,
+                    )  # fmt: skip
+                base = explicit
+            parent = read_commit(self.objects, base[0]) if base else None
+            built, agent = build(parent)
             commit = Commit(
                 tree=built.root,
-                parents=(head,) if head is not None else (),
+                parents=base,
                 created_at=stamp,
                 session=session,
                 notes=notes,
@@ -240,10 +387,16 @@ class Store:
                 agent_tier=agent[1],
                 estimated_tokens=built.tokens,
                 generation=parent.generation + 1 if parent is not None else 1,
+                original=dict(original) if original is not None else None,
             )
             data = commit.to_bytes()
             oid = object_id(Kind.COMMIT, data)
             built.pending[oid] = (Kind.COMMIT, data)
+            if original is not None:
+                # The index entry goes first: an entry whose commit never landed names
+                # nothing (lookups check the commit), a commit without one is unfindable.
+                key = ORIGINAL_ID_SETTING + str(original["checkpoint_id"])
+                self.backend.set_setting(key, oid.hex())
             new = self.objects.missing(built.pending)
             stored = self.objects.prepare({k: built.pending[k] for k in new})
             require = _frontier(built.pending, new, commit)
@@ -348,6 +501,9 @@ class Store:
             "parent_checkpoint_id": info.parent_checkpoint_id,
             "estimated_tokens": info.estimated_tokens,
         }
+        if info.original is not None:
+            # An imported checkpoint reads back as its original file had it.
+            owned.update((k, v) for k, v in info.original.items() if k in owned)
         data: dict[str, Any] = {
             name: owned[name] if name in owned else user[name]
             for name in FIELD_ORDER

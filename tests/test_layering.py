@@ -54,8 +54,15 @@ LAYERS: dict[str, int] = {
     "prune": 3,  # retention applied to sessions, then gc
     "fsck": 3,
     "stats": 3,
+    "edits": 3,  # pure: flag edits applied to a state
+    "merge": 3,  # pure: partial states merged into a state
+    "probes": 3,  # dependency checks (sockets, HTTP, commands); config declares them
+    "collectors": 3,  # the capture pipeline; the Store hands it the inherited state
+    "session": 3,  # auto-checkpoint hooks over anything with Store.capture's shape
     "store": 4,
     "demo": 5,  # a client of the facade, like the CLI
+    "manager": 5,  # the seed's CheckpointManager: a client of the facade
+    "interchange": 5,  # import/export of the original files, through the facade
     "__init__": 6,  # the package root re-exports the public API
 }
 

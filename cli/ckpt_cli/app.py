@@ -6,6 +6,7 @@ its commands on import.
 
 from ckpt_cli import (  # noqa: F401 - they register their commands
     basic,
+    capture,
     history,
     maintenance,
     summarize,

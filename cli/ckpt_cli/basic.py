@@ -20,6 +20,7 @@ from ckpt_cli.base import (
     pairs,
     print_json,
 )
+from ckpt_cli.capture import edits_from_flags, report_collector_errors
 from ckpt_cli.inputs import BadArgument, parse_var, read_state
 from ckpt_cli.render import human_size, render_checkpoint, render_log
 from ckpt_cli.render_diff import render_key_history
@@ -90,30 +91,108 @@ def commit(
             show_default=False,
         ),
     ] = None,
+    merge: Annotated[
+        bool,
+        typer.Option("--merge", help="--state is a partial state: change only what it names."),
+    ] = False,
+    phase: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Start (or stay in) the phase of this name.", show_default=False),
+    ] = None,
+    phase_number: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option("--phase-number", help="Set the phase's number.", show_default=False),
+    ] = None,
+    phase_status: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--phase-status",
+            help="Set the phase's status (completed also records it in phases_completed).",
+            show_default=False,
+        ),
+    ] = None,
+    task: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--task",
+            metavar="ID=STATUS",
+            help="Set a task's status. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    task_add: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--task-add",
+            metavar="SUBJECT",
+            help="Add a pending task. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    active_task: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            "--active-task",
+            metavar="ID",
+            help="Set the active task ('' clears it).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--output",
+            metavar="TYPE:ACTION:ok|fail",
+            help="Record a recent output. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    unset_var: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--unset-var",
+            metavar="KEY",
+            help="Remove a variable. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="Do not check the configured dependencies.")
+    ] = False,
     notes: Annotated[str, typer.Option("--notes", "-m", help="Notes for this checkpoint.")] = "",
     session: SessionOpt = None,
     as_json: JsonOpt = False,
     store: StoreOpt = None,
 ) -> None:
-    """Record a checkpoint and print its id.
+    """Capture a checkpoint and print its id.
 
-    Without --state the checkpoint is the session's latest plus the given --var changes.
+    The session's latest checkpoint, then --state (full, or partial with --merge), the
+    flags, CKPT_AGENT_ID / CKPT_AGENT_TIER / CKPT_SESSION_ID, the dependency checks of
+    config.toml and any installed collector plugins.
     """
+    edits = edits_from_flags(
+        phase=phase, phase_number=phase_number, phase_status=phase_status, tasks=task,
+        add_tasks=task_add, active_task=active_task, outputs=output,
+    )  # fmt: skip
     given, source = read_state(state) if state is not None else (None, "")
+    if merge and given is None:
+        raise BadArgument("--merge", "needs a partial state: --state FILE --merge (or -)")
     variables = {key: parse_var(value) for key, value in pairs(var)}
     secrets = dict(pairs(secret_var))
     for key in secrets.keys() & variables.keys():
         raise BadArgument("--secret-var", f"{key!r} is also given with --var; give it once")
     variables.update(secrets)
     with open_store(ctx, store) as opened:
-        info = opened.commit(
-            given, session=session, variables=variables, notes=notes, source=source,
-            secret=sorted(secrets),
+        captured = opened.capture(
+            given, session=session, merge=merge, edits=edits, variables=variables,
+            unset=unset_var or (), notes=notes, source=source, secret=sorted(secrets),
+            probe=not no_probe,
         )  # fmt: skip
+    report_collector_errors(captured)
     if as_json:
-        print_json(info.to_dict())
+        print_json(captured.to_dict())
     else:
-        typer.echo(info.checkpoint_id)
+        typer.echo(captured.commit.checkpoint_id)
 
 
 @handle_errors
