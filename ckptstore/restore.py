@@ -78,7 +78,7 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def restore_env(checkpoint: Mapping[str, Any], prefix: str = "CKPT_") -> Environment:
+def restore_env(checkpoint: Mapping[str, Any] | Any, prefix: str = "CKPT_") -> Environment:
     """The checkpoint's variables as environment variables (nothing is set; see ``apply``).
 
     Raises:
@@ -86,7 +86,8 @@ def restore_env(checkpoint: Mapping[str, Any], prefix: str = "CKPT_") -> Environ
     """
     if not _PREFIX.fullmatch(prefix):
         raise InvalidOption("prefix", prefix, "must be letters, digits and _, not first a digit")
-    variables = checkpoint.get("variables")
+    data = getattr(checkpoint, "data", checkpoint)  # a Store Checkpoint works too
+    variables = data.get("variables") if isinstance(data, Mapping) else None
     variables = variables if isinstance(variables, Mapping) else {}
     claims: dict[str, list[str]] = {}
     skipped: dict[str, str] = {}

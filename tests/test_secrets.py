@@ -175,6 +175,24 @@ def test_load_keeps_the_shape_of_the_checkpoint(secret_store: Path) -> None:
     assert shown["variables"]["custom_key"] == SECRET
 
 
+def test_a_redacted_state_is_not_committed_back_over_the_secret(
+    secret_store: Path, tmp_path: Path
+) -> None:
+    s = str(secret_store)
+    path = tmp_path / "state.json"
+    path.write_text(ok(ckpt("--store", s, "load", "--json")).stdout, encoding="utf-8")
+    before = ok(ckpt("--store", s, "log", "--oneline")).stdout
+    result = ckpt("--store", s, "commit", "--state", str(path))
+    assert result.exit_code == 2
+    assert "variable 'API_TOKEN' is [redacted]" in result.stderr
+    assert "--reveal" in result.stderr
+    assert ok(ckpt("--store", s, "log", "--oneline")).stdout == before  # nothing written
+    path.write_text(ok(ckpt("--store", s, "load", "--json", "--reveal")).stdout, "utf-8")
+    ok(ckpt("--store", s, "commit", "--state", str(path)))
+    with Store.open(secret_store) as store:
+        assert store.load()["variables"]["custom_key"] == SECRET
+
+
 def test_secret_var_values_are_kept_as_strings(store_dir: Path) -> None:
     ok(ckpt("--store", str(store_dir), "commit", "--secret-var", "PIN_TOKEN", "0042"))
     with Store.open(store_dir) as store:

@@ -27,7 +27,7 @@ from ckpt_cli.render_diff import render_key_history
 from ckptstore import Checkpoint, CommitInfo, KeyChange, NotFound, Store, redact
 from ckptstore.location import STORE_DIR, STORE_FILE
 from ckptstore.paths import parse_path
-from ckptstore.secrets import mask_text, redact_changes, redact_path_value
+from ckptstore.secrets import REDACTED, mask_text, redact_changes, redact_path_value
 
 RevealOpt = Annotated[
     bool, typer.Option("--reveal", help="Show secret variables' values instead of [redacted].")
@@ -183,6 +183,8 @@ def commit(
         raise BadArgument("--secret-var", f"{key!r} is also given with --var; give it once")
     variables.update(secrets)
     with open_store(ctx, store) as opened:
+        if given is not None:
+            _refuse_redacted(given, opened, source)
         captured = opened.capture(
             given, session=session, merge=merge, edits=edits, variables=variables,
             unset=unset_var or (), notes=notes, source=source, secret=sorted(secrets),
@@ -306,6 +308,22 @@ class _CommitOptions(PairedOptions):
         for param in self.params:
             if param.name == "secret_var":
                 param.nargs = 2
+
+
+def _refuse_redacted(given: Any, opened: Store, source: str) -> None:
+    """A state from `load` without --reveal would overwrite secrets with "[redacted]"."""
+    variables = given.get("variables") if isinstance(given, dict) else None
+    if not isinstance(variables, dict):
+        return
+    policy = opened.secrets()
+    for name, value in variables.items():
+        if value == REDACTED and policy.is_secret(name):
+            raise BadArgument(
+                "--state",
+                f"{source}: variable {name!r} is {REDACTED} (from a `ckpt load` without"
+                " --reveal); committing it would replace the secret: load with --reveal,"
+                " or leave the variable out",
+            )
 
 
 def _session_ref(session: str | None) -> str:
