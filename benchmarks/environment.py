@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sqlite3
@@ -61,6 +62,33 @@ def _version(dist: str) -> str:
         return "absent"
 
 
+def _source() -> str:
+    """Which ckptstore was measured: its git commit (and whether the tree was dirty)."""
+    import ckptstore
+
+    here = Path(ckptstore.__file__).resolve().parent.parent
+    done = subprocess.run(
+        ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode == 0:
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--", "ckptstore", "cli"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        return done.stdout.strip() + (" + uncommitted changes" if dirty else "")
+    try:  # installed from a directory: pip records it (PEP 610); a COMMIT file names it
+        url = json.loads(metadata.distribution("ckptstore").read_text("direct_url.json") or "{}")
+        marker = Path(url.get("url", "").removeprefix("file://")) / "COMMIT"
+        return f"{marker.read_text().strip()} (installed, not editable)"
+    except (OSError, ValueError, metadata.PackageNotFoundError):
+        return "unknown"
+
+
 def describe(workdir: Path) -> dict[str, str]:
     """CPU, cores, memory, OS, filesystem of ``workdir`` and the versions that matter."""
     return {
@@ -74,5 +102,5 @@ def describe(workdir: Path) -> dict[str, str]:
         "zstd CLI": _first_line(["zstd", "-V"]).split(",")[0].strip("* "),
         "zstandard": _version("zstandard"),
         "langgraph-checkpoint-sqlite": _version("langgraph-checkpoint-sqlite"),
-        "ckptstore": _version("ckptstore"),
+        "ckptstore": f"{_version('ckptstore')} at commit {_source()}",
     }

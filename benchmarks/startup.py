@@ -25,16 +25,16 @@ __all__ = ["importtime", "measure"]
 _LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
-def _wall(argv: list[str], cwd: Path | None = None) -> float:
+def _wall(argv: list[str], cwd: Path) -> float:
     start = time.perf_counter()
     subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
     return time.perf_counter() - start
 
 
-def importtime(argv: list[str]) -> dict[str, Any]:
+def importtime(argv: list[str], cwd: Path) -> dict[str, Any]:
     """Run ``python -X importtime`` on a command; the total and the top-level modules."""
     done = subprocess.run(
-        [PYTHON, "-X", "importtime", *argv], capture_output=True, text=True, check=True
+        [PYTHON, "-X", "importtime", *argv], capture_output=True, text=True, check=True, cwd=cwd
     )
     matches = [m for m in map(_LINE.match, done.stderr.splitlines()) if m]
     rows = [(len(m[3]), m[4], int(m[2]), int(m[1])) for m in matches]
@@ -52,7 +52,13 @@ def importtime(argv: list[str]) -> dict[str, Any]:
 def measure(
     store_dir: Path, git: GitPeer | None, state: dict[str, Any], session: str, samples: int
 ) -> dict[str, Any]:
-    """Wall times of the CLI paths, ``samples`` each, interleaved; see the module doc."""
+    """Wall times of the CLI paths, ``samples`` each, interleaved; see the module doc.
+
+    Commands run from the store's parent directory: ``python -c`` and ``-m`` put the
+    current directory first on ``sys.path``, and a checkout there must not shadow the
+    installed ckptstore being measured.
+    """
+    cwd = store_dir.parent
     ckpt = [*ckpt_argv(), "--store", str(store_dir)]
     out: dict[str, Any] = {
         "python -c pass": [],
@@ -61,17 +67,17 @@ def measure(
     }
     out["python -c 'import ckptstore'"] = []
     for n in range(samples):
-        out["python -c pass"].append(_wall([PYTHON, "-c", "pass"]))
-        out["python -c 'import ckptstore'"].append(_wall([PYTHON, "-c", "import ckptstore"]))
+        out["python -c pass"].append(_wall([PYTHON, "-c", "pass"], cwd))
+        out["python -c 'import ckptstore'"].append(_wall([PYTHON, "-c", "import ckptstore"], cwd))
         argv = [*ckpt, "commit", "--var", "bench_probe", str(n), "--session", session]
-        out["ckpt commit --var"].append(_wall(argv))
+        out["ckpt commit --var"].append(_wall(argv, cwd))
         if git is not None:
             changed = {**state, "variables": {**state["variables"], "bench_probe": n}}
             git.write(changed, session)
             out["git add && git commit"].append(git.add_commit(session, f"probe {n}"))
     ckpt_module = [PYTHON, "-m", "ckpt_cli", "--store", str(store_dir)]
     out["importtime"] = importtime(
-        [*ckpt_module[1:], "commit", "--var", "bench_probe", "x", "--session", session]
+        [*ckpt_module[1:], "commit", "--var", "bench_probe", "x", "--session", session], cwd
     )
     return out
 
