@@ -207,6 +207,7 @@ def collect_garbage(
     progress: Progress | None = None,
     view: GCView | None = None,
     marks: Callable[[], AbstractContextManager[MarkSet]] | None = None,
+    compact: bool = False,
 ) -> GCStats:
     """Delete every object nothing reaches, expire old reflog entries, reclaim space.
 
@@ -221,6 +222,9 @@ def collect_garbage(
         view: for a dry run only: pretend the store has these prune marks and lacks
             these reflog entries (what ``prune --dry-run`` reports).
         marks: where to keep the marks (default: the backend's choice).
+        compact: rewrite the store file afterwards, so that the space of deleted
+            objects that shared pages with live ones is returned too (SQLite
+            ``VACUUM``; commits wait while it runs).
 
     Raises:
         GCAborted: a reachable object is missing or damaged; nothing was deleted.
@@ -269,8 +273,8 @@ def collect_garbage(
                 backend.set_prune_marks([], drop=sorted(gone))
     if progress is not None:
         progress("reclaim", 0, None)
-    if swept.objects or expired:
-        backend.reclaim()
+    if swept.objects or expired or compact:
+        backend.reclaim(compact=compact)
     return GCStats(
         swept.objects, swept.bytes, reachable + more_reachable, young + more_young, expired,
         usage.disk_bytes, backend.usage().disk_bytes, grace, reflog_expiry, False,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ckptstore.backends.base import PruneMark
-from ckptstore.commits import checkpoint_id, read_commit
+from ckptstore.commits import checkpoint_id_of, read_commit
 from ckptstore.errors import EmptySession, RefConflict
 from ckptstore.gc import (
     DEFAULT_GRACE,
@@ -150,7 +150,7 @@ class _Planner:
         commit = self.commit(oid)
         return PrunedCheckpoint(
             hex_id(oid),
-            checkpoint_id(oid, commit.created_at),
+            checkpoint_id_of(oid, commit),
             commit.session,
             commit.created_at,
             commit.notes,
@@ -231,7 +231,7 @@ class _Planner:
                     parent = old.parent_checkpoint
                 else:
                     first = self.commit(oid).parents[0]
-                    parent = checkpoint_id(first, self.commit(first).created_at)
+                    parent = checkpoint_id_of(first, self.commit(first))
                 made[oid] = PruneMark(oid, parent, chain[j] if j < len(chain) else None, skipped)
         return list(made.values())
 
@@ -263,6 +263,7 @@ def apply_retention(
     reflog_expiry: float = DEFAULT_REFLOG_EXPIRY,
     now: float | None = None,
     progress: Progress | None = None,
+    compact: bool = False,
 ) -> PruneReport:
     """Forget the checkpoints ``policy`` does not keep, then collect garbage.
 
@@ -275,6 +276,7 @@ def apply_retention(
         reflog_expiry: passed to the gc that follows (seconds).
         now: passed to the gc that follows.
         progress: passed to the gc that follows.
+        compact: passed to the gc that follows.
 
     Raises:
         EmptySession: a session in ``sessions`` has no checkpoints.
@@ -315,6 +317,7 @@ def apply_retention(
         raise RefConflict("sessions/*", None, None, _OPTIMISTIC_ATTEMPTS + 1)
     assert plan is not None
     stats = collect_garbage(
-        objects, grace=grace, reflog_expiry=reflog_expiry, now=now, progress=progress
-    )
+        objects, grace=grace, reflog_expiry=reflog_expiry, now=now, progress=progress,
+        compact=compact,
+    )  # fmt: skip
     return PruneReport(policy, plan.sessions, len(plan.forgotten), stats, False)

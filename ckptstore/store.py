@@ -674,15 +674,16 @@ class Store:
         dry_run: bool = False,
         now: float | None = None,
         progress: Progress | None = None,
+        compact: bool = False,
     ) -> GCStats:
         """Delete what nothing reaches (safe alongside commits); see :mod:`ckptstore.gc`.
 
         ``grace`` and ``reflog_expiry`` are seconds; ``now`` is the time ages are
-        measured against (default: the clock).
+        measured against (default: the clock); ``compact`` rewrites the file afterwards.
         """
         return collect_garbage(
             self.objects, grace=grace, reflog_expiry=reflog_expiry, dry_run=dry_run,
-            now=now, progress=progress,
+            now=now, progress=progress, compact=compact,
         )  # fmt: skip
 
     def prune(
@@ -695,6 +696,7 @@ class Store:
         reflog_expiry: float = DEFAULT_REFLOG_EXPIRY,
         now: float | None = None,
         progress: Progress | None = None,
+        compact: bool = False,
     ) -> PruneReport:
         """Forget checkpoints ``policy`` does not keep, then gc; see :mod:`ckptstore.prune`.
 
@@ -704,6 +706,7 @@ class Store:
         return apply_retention(
             self.objects, policy or RetentionPolicy(), sessions=sessions, dry_run=dry_run,
             grace=grace, reflog_expiry=reflog_expiry, now=now, progress=progress,
+            compact=compact,
         )  # fmt: skip
 
     def fsck(self, *, progress: Progress | None = None) -> FsckReport:

@@ -474,6 +474,11 @@ class BackendContract:
             assert marks.add([oid(1)]) == [oid(1)]
         backend.reclaim()
         assert sorted(backend.iter_ids()) == [oid(1), oid(2)]
+        backend.reclaim(compact=True)
+        assert backend.get_objects([oid(1), oid(2)]) == {
+            oid(1): obj(1, b"x"),
+            oid(2): obj(2, b"xx"),
+        }
 
     def test_usage_counts_objects_by_kind(self, backend: Backend) -> None:
         assert backend.usage().kinds == {}

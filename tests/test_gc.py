@@ -207,6 +207,24 @@ def test_gc_shrinks_the_store_file(store_dir: Path) -> None:
         assert store.load()["variables"]["step"] == 0
 
 
+def test_compact_also_frees_garbage_that_shared_pages_with_live_objects(
+    store_dir: Path,
+) -> None:
+    with Store.open(store_dir) as store:
+        for i in range(120):  # two sessions, interleaved: their rows share pages
+            for session in ("keep", "drop"):
+                store.commit({"variables": {"v": f"{session} {i} " * 60}}, session=session)
+        drop_session(store, "drop")
+        store.gc(grace=0, reflog_expiry=0, now=later())
+        incremental = (store_dir / "store.db").stat().st_size
+        stats = store.gc(grace=0, reflog_expiry=0, now=later(), compact=True)
+        assert stats.objects_removed == 0
+        compacted = (store_dir / "store.db").stat().st_size
+        assert compacted < incremental * 0.8, (incremental, compacted)
+        assert store.load("keep")["variables"]["v"].startswith("keep 119 ")
+        assert store.fsck().ok
+
+
 def test_both_mark_strategies_remove_the_same_objects(store_dir: Path, tmp_path: Path) -> None:
     with Store.open(store_dir) as store:
         fill(store)

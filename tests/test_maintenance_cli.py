@@ -74,6 +74,14 @@ def test_gc_json_and_dry_run(store_dir: Path) -> None:
     assert real["dry_run"] is False
 
 
+def test_gc_compact(store_dir: Path) -> None:
+    fill(store_dir)
+    result = as_json("gc", "--compact", "--store", str(store_dir))
+    assert result["objects_removed"] == 0
+    assert result["disk_after"] <= result["disk_before"]
+    ok(ckpt("fsck", "--store", str(store_dir)))
+
+
 def test_gc_keeps_young_garbage_by_default(store_dir: Path) -> None:
     fill(store_dir)
     with Store.open(store_dir) as store:

@@ -251,8 +251,12 @@ class Backend(Protocol):
         """A fresh, empty :class:`MarkSet` for one gc run."""
         ...
 
-    def reclaim(self) -> None:
-        """Return the space of deleted objects to the file system (a no-op in memory)."""
+    def reclaim(self, *, compact: bool = False) -> None:
+        """Return the space of deleted objects to the file system (a no-op in memory).
+
+        ``compact`` also rewrites the store so that the free space inside partly used
+        pages is returned too; it keeps other writers waiting while it runs.
+        """
         ...
 
     def usage(self) -> Usage:

@@ -262,7 +262,7 @@ class MemoryBackend:
         """See :meth:`Backend.marks`: a Python set."""
         return self._marks()
 
-    def reclaim(self) -> None:
+    def reclaim(self, *, compact: bool = False) -> None:
         """Nothing to give back: deleted objects are freed with the dict entries."""
         self._check_open()
 

@@ -550,17 +550,20 @@ class SQLiteBackend:
         """
         return self._marks(strategy)
 
-    def reclaim(self) -> None:
-        """``PRAGMA incremental_vacuum``, then checkpoint and truncate the WAL.
+    def reclaim(self, *, compact: bool = False) -> None:
+        """``PRAGMA incremental_vacuum`` (or, to ``compact``, ``VACUUM``), then checkpoint.
 
-        The checkpoint gives up after a second if readers hold old snapshots; the file
-        then shrinks at a later checkpoint.
+        The incremental vacuum returns the pages gc emptied. Rows deleted from pages
+        that also hold live rows leave those pages partly empty, and only ``VACUUM``
+        (a rewrite of the whole file) gives that space back. The checkpoint gives up
+        after a second if readers hold old snapshots; the file then shrinks at a later
+        checkpoint.
         """
         with self._guard() as conn:
             if self._exclusive_depth or self._read_depth:
                 raise RuntimeError("reclaim() inside a transaction")
             # executescript steps the pragma to completion (execute frees one page only).
-            conn.executescript("PRAGMA incremental_vacuum;")
+            conn.executescript("VACUUM;" if compact else "PRAGMA incremental_vacuum;")
             conn.execute("PRAGMA busy_timeout = 1000")
             try:
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()

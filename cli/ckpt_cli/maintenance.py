@@ -49,7 +49,13 @@ ExpiryOpt = Annotated[
         "--reflog-expiry", help="Reflog entries younger than this keep their checkpoints."
     ),
 ]
-CountOpt = Annotated[int | None, typer.Option(min=0, show_default=False)]
+CompactOpt = Annotated[
+    bool,
+    typer.Option(
+        "--compact",
+        help="Then rewrite the store file to free all the space (commits wait meanwhile).",
+    ),
+]
 
 
 def _spelled(seconds: float) -> str:
@@ -139,6 +145,7 @@ def gc(
     grace: GraceOpt = _GRACE,
     reflog_expiry: ExpiryOpt = _EXPIRY,
     dry_run: DryRunOpt = False,
+    compact: CompactOpt = False,
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
     store: StoreOpt = None,
@@ -150,7 +157,9 @@ def gc(
     grace_s = _seconds(grace, "--grace")
     expiry_s = _seconds(reflog_expiry, "--reflog-expiry")
     with open_store(ctx, store) as opened, _progress(progress, as_json) as bars:
-        stats = opened.gc(grace=grace_s, reflog_expiry=expiry_s, dry_run=dry_run, progress=bars)
+        stats = opened.gc(
+            grace=grace_s, reflog_expiry=expiry_s, dry_run=dry_run, progress=bars, compact=compact
+        )
     if as_json:
         print_json(stats.to_dict())
     else:
@@ -225,6 +234,7 @@ def prune(
     ] = None,
     dry_run: DryRunOpt = False,
     grace: GraceOpt = _GRACE,
+    compact: CompactOpt = False,
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
     store: StoreOpt = None,
@@ -242,8 +252,9 @@ def prune(
     grace_s = _seconds(grace, "--grace")
     with open_store(ctx, store) as opened, _progress(progress, as_json) as bars:
         report = opened.prune(
-            policy, sessions=session or None, dry_run=dry_run, grace=grace_s, progress=bars
-        )
+            policy, sessions=session or None, dry_run=dry_run, grace=grace_s, progress=bars,
+            compact=compact,
+        )  # fmt: skip
     if as_json:
         print_json(report.to_dict())
     else:
