@@ -105,7 +105,6 @@ def simulate(steps: int, *, seed: int = 7) -> Iterator[dict[str, Any]]:
             }
         active = next((t["id"] for t in tasks if t["status"] == "in_progress"), None)
         yield {
-            "session_id": "demo",
             "phase": dict(phase),
             "phases_completed": list(completed),
             "tasks": [dict(t) for t in tasks],
@@ -144,7 +143,7 @@ def run_demo(store: Store, *, steps: int = 300, seed: int = 7) -> DemoResult:
     total = blocks = 0
     first = last = ""
     for state in simulate(steps, seed=seed):
-        info = store.commit(state, notes=f"step {state['variables']['step']}")
+        info = store.commit(state, session="demo", notes=f"step {state['variables']['step']}")
         size = len(json.dumps(state, indent=2).encode())
         total += size
         blocks += -(-size // 4096) * 4096  # a file takes whole 4 KiB blocks on ext4

@@ -84,6 +84,7 @@ __all__ = [
 ]
 
 _MAX_CANDIDATES = 8
+_MAX_FIELDS = 20  # a checkpoint's own fields: all of the seed's fit
 
 
 def _short(value: str, limit: int = 60) -> str:
@@ -358,8 +359,8 @@ class PathNotFound(NotFound):
         self.known = tuple(known)
         hint = (
             "; known: "
-            + ", ".join(self.known[:_MAX_CANDIDATES])
-            + (" …" if len(self.known) > _MAX_CANDIDATES else "")
+            + ", ".join(self.known[:_MAX_FIELDS])
+            + (" …" if len(self.known) > _MAX_FIELDS else "")
             if self.known
             else ""
         )
@@ -369,7 +370,9 @@ class PathNotFound(NotFound):
 class AmbiguousRevision(NotFound):
     """A REF argument matches more than one thing."""
 
-    def __init__(self, revision: str, candidates: Sequence[str]) -> None:
+    def __init__(
+        self, revision: str, candidates: Sequence[str], *, hint: str = "give more of the id"
+    ) -> None:
         self.revision = revision
         self.candidates = tuple(candidates)
         shown = ", ".join(self.candidates[:_MAX_CANDIDATES])
@@ -378,9 +381,7 @@ class AmbiguousRevision(NotFound):
             if (len(self.candidates) > _MAX_CANDIDATES)
             else ""
         )
-        super().__init__(
-            f"{revision!r} is ambiguous: it matches {shown}{more}; give more of the id"
-        )
+        super().__init__(f"{revision!r} is ambiguous: it matches {shown}{more}; {hint}")
 
 
 class EmptySession(NotFound):
@@ -479,6 +480,7 @@ class RefExists(CkptError):
             f"{ref} already exists (at {current[:12]}); pick another name"
             + (" or pass --force to move it" if kind == "tag" else "")
         )
+
 
 # --- capturing state ------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -25,7 +25,7 @@ from ckptstore.paths import Path, lookup
 from ckptstore.treediff import diff_trees
 from ckptstore.trees import read_items
 
-__all__ = ["KeyChange", "filtered_log", "key_history", "parse_moment"]
+__all__ = ["KeyChange", "commit_filter", "filtered_log", "key_history", "parse_moment"]
 
 _RELATIVE: Final = re.compile(r"(\d+)\s*([smhdw])")
 _UNITS: Final = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -56,6 +56,21 @@ def _when(info: CommitInfo) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def commit_filter(
+    *, since: datetime | None = None, until: datetime | None = None, grep: str | None = None
+) -> Callable[[CommitInfo], bool]:
+    """A predicate on commits: created within [since, until], notes containing ``grep``."""
+    needle = grep.casefold() if grep else None
+
+    def passes(info: CommitInfo) -> bool:
+        moment = _when(info)
+        if (since is not None and moment < since) or (until is not None and moment > until):
+            return False
+        return needle is None or needle in info.notes.casefold()
+
+    return passes
+
+
 def filtered_log(
     store: ObjectStore,
     starts: Iterable[bytes],
@@ -74,24 +89,17 @@ def filtered_log(
             if since is not None and moment < since:
                 return  # older ones cannot match (times grow along a session)
 
+    passes = commit_filter(since=since, until=until, grep=grep)
     merged = heapq.merge(
         *(walk(s) for s in dict.fromkeys(starts)), key=lambda p: p[0], reverse=True
     )
     seen: set[str] = set()
-    needle = grep.casefold() if grep else None
 
     def keep() -> Iterator[CommitInfo]:
-        for moment, info in merged:
-            if info.id in seen:
-                continue
-            seen.add(info.id)
-            if since is not None and moment < since:
-                continue
-            if until is not None and moment > until:
-                continue
-            if needle is not None and needle not in info.notes.casefold():
-                continue
-            yield info
+        for _, info in merged:
+            if info.id not in seen and passes(info):
+                seen.add(info.id)
+                yield info
 
     return list(keep() if limit is None else islice(keep(), limit))
 
@@ -143,9 +151,17 @@ _ABSENT: Final = object()
 
 
 def key_history(
-    store: ObjectStore, start: bytes, path: Path, *, limit: int | None = None
+    store: ObjectStore,
+    start: bytes,
+    path: Path,
+    *,
+    limit: int | None = None,
+    keep: Callable[[CommitInfo], bool] = lambda info: True,
 ) -> list[KeyChange]:
-    """The checkpoints from ``start`` back where the value at ``path`` changed, newest first."""
+    """The checkpoints from ``start`` back where the value at ``path`` changed, newest first.
+
+    ``keep`` filters the checkpoints reported (by time, notes); ``limit`` counts kept ones.
+    """
     target = _target(path)
     section = target[0]
     out: list[KeyChange] = []
@@ -160,11 +176,13 @@ def key_history(
             except PathNotFound:
                 break
             first = Change(section, "added", target[1], target[2], None, value)
-            out.append(KeyChange(current, (first,)))
+            if keep(current):
+                out.append(KeyChange(current, (first,)))
             break
         old_root = bytes.fromhex(parent.tree)
         # Same subtree id on both sides: nothing under it changed, nothing to decode.
-        if _root_entry(store, old_root, section) != _root_entry(store, new_root, section):
+        changed = _root_entry(store, old_root, section) != _root_entry(store, new_root, section)
+        if changed and keep(current):
             found = diff_trees(store, old_root, new_root, sections=(section,))
             changes = tuple(c for c in found if _matches(c, target))
             if changes:

@@ -131,7 +131,10 @@ def lookup(store: ObjectStore, root: bytes, path: Path, *, text: str = "") -> An
         meta_ref = top.get("meta")
         found, entry = _map_entry(store, meta_ref, head) if meta_ref else (False, None)
         if not found:
-            raise PathNotFound(text, f"the checkpoint has no {head!r}", sorted(top))
+            fields = [k for k in top if k != "meta"]
+            if isinstance(meta_ref, bytes):
+                fields += read_items(store, meta_ref)[0::2]
+            raise PathNotFound(text, f"the checkpoint has no {head!r}", sorted(fields))
         return _walk_value(_value(store, entry), rest, [head], text)
     if head == "meta":
         return _walk_value(_value(store, top["meta"]), rest, [head], text)

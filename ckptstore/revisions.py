@@ -106,7 +106,7 @@ def _by_name(refs: Refs, base: str) -> bytes | None:
         if (oid := refs.backend.get_ref(prefix + base)) is not None
     }
     if len(found) > 1:
-        raise AmbiguousRevision(base, sorted(found))
+        raise AmbiguousRevision(base, sorted(found), hint="write the one you mean in full")
     return next(iter(found.values()), None)
 
 

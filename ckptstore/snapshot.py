@@ -43,6 +43,7 @@ __all__ = [
     "edit_variables",
     "empty_state",
     "read_state",
+    "seed_order",
     "validate_state",
     "write_state",
 ]
@@ -232,6 +233,18 @@ def _seed_order(item: Any, order: tuple[str, ...]) -> Any:
     out = {k: item[k] for k in order if k in item}
     out.update(item)
     return out
+
+
+def seed_order(path: tuple[str, ...], value: Any) -> Any:
+    """Put the seed format's fields first in a value found at ``path`` (for display)."""
+    order = _ITEM_ORDER.get(path[0]) if path else None
+    if order is None:
+        return value
+    if len(path) == 1 and isinstance(value, list) and path[0] != "phase":
+        return [_seed_order(item, order) for item in value]
+    if len(path) == 1 or (len(path) == 2 and path[0] != "phase"):
+        return _seed_order(value, order)
+    return value
 
 
 def read_state(store: ObjectStore, root: bytes) -> dict[str, Any]:

@@ -37,7 +37,13 @@ from ckptstore.errors import (
 )
 from ckptstore.fsck import FsckReport, check_store
 from ckptstore.gc import DEFAULT_GRACE, DEFAULT_REFLOG_EXPIRY, GCStats, Progress, collect_garbage
-from ckptstore.history import KeyChange, filtered_log, key_history, parse_moment
+from ckptstore.history import (
+    KeyChange,
+    commit_filter,
+    filtered_log,
+    key_history,
+    parse_moment,
+)
 from ckptstore.location import STORE_DIR, find_store, store_file
 from ckptstore.merge import validate_partial
 from ckptstore.objects import Commit, Kind, ObjectId, canonical, object_id
@@ -57,6 +63,7 @@ from ckptstore.snapshot import (
     edit_variables,
     empty_state,
     read_state,
+    seed_order,
     validate_state,
     write_state,
 )
@@ -195,9 +202,11 @@ class Store:
 
         With ``state``, the checkpoint is that state (in the seed's JSON format) plus
         ``variables``; without it, the session's latest checkpoint plus ``variables``
-        (a new session starts from an empty checkpoint). The session is ``session``,
-        else the state's ``session_id``, else the current session. If the current
-        session has no checkpoints yet, it becomes the committed session. Variable names
+        (a new session starts from an empty checkpoint). The session is ``session``, else
+        the current session: a state's ``session_id`` is store-owned, like its
+        checkpoint id, so a loaded checkpoint committed back lands where HEAD is (after
+        a fork: in the new session). If the current session has no checkpoints yet, the
+        committed session becomes the current one. Variable names
         in ``secret`` are marked secret first (:meth:`mark_secret`).
 
         Racing writers to one session are serialised by compare-and-swap on the
@@ -216,8 +225,6 @@ class Store:
                 (with ``parents``) it ends elsewhere.
         """
         given = validate_state(state, source=source) if state is not None else None
-        if session is None and state is not None and isinstance(state.get("session_id"), str):
-            session = state["session_id"]
         session = check_name(session or self.current_session)
         assign = {}
         for name, value in (variables or {}).items():
@@ -306,8 +313,6 @@ class Store:
             on_error=config.collector_errors,
             now=stamp,
         )
-        if session is None and state is not None and isinstance(state.get("session_id"), str):
-            session = environment.session or state["session_id"]
         name = check_name(session or environment.session or self.current_session)
         head = self.refs.session_head(name)
         parent = read_commit(self.objects, head) if head is not None else None
@@ -414,8 +419,8 @@ class Store:
         """Point HEAD at ``session`` if HEAD names a session that has no checkpoints.
 
         In a new store HEAD names ``main``; when the first checkpoints go to another
-        session (say from a state's ``session_id``), plain ``ckpt log`` should show them
-        rather than report an empty ``main``.
+        session (``--session agent-1``), plain ``ckpt log`` should show them rather than
+        report an empty ``main``.
         """
         current = self.refs.current_session()
         if current != session and self.refs.session_head(current) is None:
@@ -571,14 +576,20 @@ class Store:
         *,
         session: str | None = None,
         limit: int | None = 20,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        grep: str | None = None,
     ) -> list[KeyChange]:
         """The checkpoints where the value at path ``key`` changed, newest first.
 
-        ``key`` is a path such as ``variables.plan``, ``tasks.42`` or ``phase``.
+        ``key`` is a path such as ``variables.plan``, ``tasks.42`` or ``phase``;
+        ``since``/``until``/``grep`` filter as in :meth:`log`.
         """
         path = parse_path(key)
+        keep = commit_filter(since=_moment(since), until=_moment(until), grep=grep)
         with self.backend.reading():
-            return key_history(self.objects, self._start(ref, session), path, limit=limit)
+            start = self._start(ref, session)
+            return key_history(self.objects, start, path, limit=limit, keep=keep)
 
     def show(self, ref: str, path: str) -> Any:
         """The value at ``path`` (``variables.plan``, ``tasks.42.status``) in checkpoint ``ref``."""
@@ -587,7 +598,8 @@ class Store:
             return self.load(ref)[segments[0]]
         with self.backend.reading():
             commit = read_commit(self.objects, resolve_revision(self.objects, self.refs, ref))
-            return lookup(self.objects, commit.tree, segments, text=f"{ref}:{path}")
+            value = lookup(self.objects, commit.tree, segments, text=f"{ref}:{path}")
+        return seed_order(segments, value)
 
     # --- sessions and tags ----------------------------------------------------------------
 

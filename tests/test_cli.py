@@ -333,13 +333,16 @@ def test_commit_session_option_and_environment_create_and_extend_a_session(
     assert load_json(store_dir)["variables"] == {"a": 1}  # HEAD still names main
 
 
-def test_a_state_session_id_picks_the_session_and_a_new_store_follows_it(
+def test_a_state_session_id_is_store_owned_and_does_not_pick_the_session(
     store_dir: Path, tmp_path: Path
 ) -> None:
     path = write_json(tmp_path / "s.json", {**SEED_STATE, "session_id": "agent-42"})
-    assert commit_json(store_dir, "--state", str(path))["session"] == "agent-42"
-    assert "[agent-42]" in ok(ckpt("log", "--store", str(store_dir))).stdout
-    assert load_json(store_dir)["session_id"] == "agent-42"
+    assert commit_json(store_dir, "--state", str(path))["session"] == "main"
+    path = write_json(tmp_path / "t.json", {**SEED_STATE, "session_id": "a b"})  # not a name
+    assert commit_json(store_dir, "--state", str(path), "--session", "agent-42")["session"] == (
+        "agent-42"
+    )
+    assert load_json(store_dir, "agent-42")["session_id"] == "agent-42"
 
 
 # --- load -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from ckptstore import Store
-from test_cli import assert_error, ckpt, ok, store_counts, write_json
+from test_cli import assert_error, ckpt, ok, store_counts
 
 # --- init -------------------------------------------------------------------------------
 
@@ -200,7 +200,7 @@ def test_commit_var_without_a_value_is_a_usage_error(seeded: Path) -> None:
 BAD_NAMES = ["a..b", "/x", "x/", "has space", "a\x01b", "a" * 201, "HEAD", "x~1", ".hidden"]
 
 
-@pytest.mark.parametrize("via", ["option", "env", "state"])
+@pytest.mark.parametrize("via", ["option", "env"])
 @pytest.mark.parametrize("name", BAD_NAMES, ids=lambda n: repr(n)[:20])
 def test_commit_rejects_an_invalid_session_name_and_writes_nothing(
     seeded: Path, tmp_path: Path, name: str, via: str
@@ -209,11 +209,8 @@ def test_commit_rejects_an_invalid_session_name_and_writes_nothing(
     args = ["commit", "--store", str(seeded), "--var", "a", "1"]
     if via == "option":
         result = ckpt(*args, "--session", name)
-    elif via == "env":
-        result = ckpt(*args, env={"CKPT_SESSION": name})
     else:
-        path = write_json(tmp_path / "state.json", {"session_id": name})
-        result = ckpt("commit", "--store", str(seeded), "--state", str(path))
+        result = ckpt(*args, env={"CKPT_SESSION": name})
     assert_error(result, 2, "invalid name", repr(name))
     assert_nothing_written(seeded, before)
 

@@ -157,7 +157,7 @@ def test_diff_across_two_unrelated_sessions(store_dir: Path) -> None:
     other["tasks"][0]["status"] = "failed"
     with Store.open(store_dir) as store:
         store.commit(one, created_at=at(10))
-        store.commit(other, created_at=at(11))
+        store.commit(other, session="other", created_at=at(11))
         assert store.get_commit("other").parents == ()  # no shared history at all
     got = as_json(store_dir, "diff", "main", "other")
     assert got == library_diff(store_dir, "main", "other")

@@ -156,15 +156,26 @@ def test_first_commit_of_a_new_session_starts_from_an_empty_checkpoint(store: St
     assert loaded["phase"] is None
 
 
-def test_session_comes_from_the_argument_then_session_id_then_head(store: Store) -> None:
+def test_session_comes_from_the_argument_else_head_never_from_the_state(store: Store) -> None:
     assert store.current_session == "main"
-    store.commit({"session_id": "from-state"})
-    assert store.current_session == "from-state"  # HEAD followed: main was empty
-    store.commit({"session_id": "from-state"}, session="explicit")
-    store.commit({})
-    assert store.sessions().keys() == {"from-state", "explicit"}
-    assert len(store.log("from-state")) == 2
+    store.commit({"session_id": "ignored"}, session="first")
+    assert store.current_session == "first"  # HEAD followed: main was empty
+    store.commit({"session_id": "ignored"}, session="explicit")
+    store.commit({"session_id": "ignored"})
+    assert store.sessions().keys() == {"first", "explicit"}
+    assert len(store.log(session="first")) == 2
     assert store.load("explicit")["session_id"] == "explicit"
+
+
+def test_a_loaded_checkpoint_committed_back_after_a_fork_lands_in_the_fork(store: Store) -> None:
+    for n in range(3):
+        store.commit({"variables": {"n": n}}, session="main")
+    store.fork("exp", "HEAD~1", switch=True)
+    state = store.load()
+    state["variables"]["n"] = 99
+    store.commit(state)
+    assert store.load("exp")["variables"] == {"n": 99}
+    assert store.load("main")["variables"] == {"n": 2}
 
 
 def test_revisions_resolve_in_every_form(store: Store) -> None:

@@ -8,7 +8,7 @@ import typer
 
 from ckpt_cli.base import JsonOpt, SessionOpt, StoreOpt, app, handle_errors, open_store, print_json
 from ckpt_cli.render_diff import render_changes, render_stat, use_color
-from ckptstore import InvalidInput
+from ckptstore import CkptError, InvalidInput, NotFound
 from ckptstore.diff import SECTIONS
 
 _SECTION_ALIASES = {"outputs": "recent_outputs", "deps": "dependencies", "vars": "variables"}
@@ -69,7 +69,8 @@ def diff(
         typer.Option("--all", help="List dependency re-checks (last_checked only) one by one."),
     ] = False,
     exit_code: Annotated[
-        bool, typer.Option("--exit-code", help="Exit 1 when there are differences.")
+        bool,
+        typer.Option("--exit-code", help="Exit 1 when there are differences (and 2 on errors)."),
     ] = False,
     session: SessionOpt = None,
     as_json: JsonOpt = False,
@@ -87,8 +88,17 @@ def diff(
     first = from_ref or old or (f"{head}~1" if not (new or to_ref) else head)
     second = to_ref or new or head
     wanted = _sections(section)
-    with open_store(ctx, store) as opened:
-        changes = opened.diff(first, second)
+    try:
+        with open_store(ctx, store) as opened:
+            if not (old or new or from_ref or to_ref) and not opened.get_commit(head).parents:
+                raise NothingToCompare(session or opened.current_session)
+            changes = opened.diff(first, second)
+    except CkptError as err:
+        if not exit_code:
+            raise
+        # As with git diff --exit-code: 1 means "different", so errors need another code.
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
     if wanted is not None:
         changes = [c for c in changes if c.section in wanted]
     if as_json:
@@ -99,6 +109,17 @@ def diff(
         typer.echo(render_changes(changes, full=full, show_all=show_all, color=use_color()))
     if exit_code and changes:
         raise typer.Exit(1)
+
+
+class NothingToCompare(NotFound):
+    """``ckpt diff`` on a session that has a single checkpoint."""
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+        super().__init__(
+            f"session {session!r} has a single checkpoint, so there is nothing to diff it"
+            " against; commit again, or name two checkpoints: ckpt diff A B"
+        )
 
 
 session_app = typer.Typer(
@@ -152,7 +173,7 @@ def session_list(ctx: typer.Context, as_json: JsonOpt = False, store: StoreOpt =
     for s in infos:
         mark = "*" if s.current else " "
         when = s.head.created_at.replace("T", " ")[:19]
-        count = f"{s.head.generation:>6} checkpoints"
+        count = f"{s.head.generation:>6} checkpoint{'s' if s.head.generation != 1 else ''}"
         typer.echo(f"{mark} {s.name:<20} {s.head.checkpoint_id}  {count}  {when}")
 
 

@@ -37,15 +37,31 @@ def _show(value: Any, full: bool) -> str:
     return text if full else shorten(text, _WIDTH)
 
 
-def _is_recheck(change: Change) -> bool:
-    return change.section == "dependencies" and change.field == "last_checked"
+def _rechecks(items: Sequence[Change]) -> set[int]:
+    """Positions of changes that are a dependency re-check and nothing else.
+
+    A dependency whose ``last_checked`` moved while another field changed too (it went
+    down, its endpoint moved) is not a mere re-check: all its changes are shown.
+    """
+
+    def entry(c: Change) -> tuple[str | None, int | None, int | None]:
+        return (c.key, c.old_index, c.new_index)
+
+    busy = {entry(c) for c in items if c.section == "dependencies" and c.field != "last_checked"}
+    return {
+        i for i, c in enumerate(items)
+        if c.section == "dependencies" and c.field == "last_checked" and entry(c) not in busy
+    }  # fmt: skip
+
+
+def _index(change: Change) -> int | None:
+    return change.new_index if change.new_index is not None else change.old_index
 
 
 def _entry_label(change: Change) -> str:
     if change.section == "recent_outputs":
-        index = change.new_index if change.new_index is not None else change.old_index
-        return f"[{index}]"
-    return change.key if change.key is not None else f"#{change.new_index or change.old_index}"
+        return f"[{_index(change)}]"
+    return change.key if change.key is not None else f"#{_index(change)}"
 
 
 def _describe(change: Change, value: Any, full: bool) -> str:
@@ -67,7 +83,9 @@ def _line(change: Change, full: bool) -> str:
     whole = change.key is None and change.field is None and change.old_index is None
     if whole and change.new_index is None:
         what = "section" if change.section != "phase" else "phase"
-        value = change.new if change.op != "removed" else change.old
+        if change.op == "changed":
+            return f"{mark} {what} changed: {_show(change.old, full)} -> {_show(change.new, full)}"
+        value = change.new if change.op == "added" else change.old
         return f"{mark} {what} {change.op}: {_show(value, full)}"
     label = "" if change.section == "phase" else _entry_label(change)
     if change.op == "moved":
@@ -104,9 +122,10 @@ def render_changes(
         counts = _entry_counts(items)
         summary = ", ".join(f"{n} {op}" for op, n in sorted(counts.items()))
         lines.append((f"{_TITLES[section]} ({summary})", "bold"))
-        rechecks = [c for c in items if _is_recheck(c)]
+        positions = _rechecks(items)
+        rechecks = [c for i, c in enumerate(items) if i in positions]
         if rechecks and not show_all:
-            items = [c for c in items if not _is_recheck(c)]
+            items = [c for i, c in enumerate(items) if i not in positions]
         for change in items:
             lines.append(("  " + _line(change, full), _STYLE[change.op]))
         if rechecks and not show_all:
