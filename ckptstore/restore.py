@@ -11,8 +11,9 @@ else the first in code-point order, and the others are reported, not exported. A
 that holds a NUL character cannot live in an environment, so it is reported and skipped.
 
 :func:`render_env` writes the result for a shell (``export NAME='value'``, safe to
-``eval`` in bash, sh, dash and zsh whatever the value holds), for a dotenv file, or as
-JSON.
+``eval`` in bash, sh, dash and zsh whatever the value holds), for a dotenv file (read
+back exactly by python-dotenv without interpolation and by docker compose; a value
+holding ``${...}`` is expanded by tools that interpolate), or as JSON.
 """
 
 from __future__ import annotations
@@ -116,17 +117,16 @@ def _shell_quote(value: str) -> str:
     return "'" + value.replace("'", "'\\''") + "'"
 
 
+_DOTENV_PLAIN = re.compile(r"[^'\\\x00-\x1f\x7f]*")
+_DOTENV_ESCAPES: Final = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def _dotenv_quote(value: str) -> str:
-    if "'" not in value and "\n" not in value and "\r" not in value:
-        return "'" + value + "'"  # literal in python-dotenv and docker compose
-    escaped = (
-        value.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("$", "\\$")
-    )
-    return f'"{escaped}"'
+    # Single quotes where the value allows (no quote, backslash or control character);
+    # else double quotes with the escapes python-dotenv and docker compose both decode.
+    if _DOTENV_PLAIN.fullmatch(value):
+        return "'" + value + "'"
+    return '"' + "".join(_DOTENV_ESCAPES.get(c, c) for c in value) + '"'
 
 
 def render_env(env: Environment, fmt: str = "env") -> str:
