@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,7 +49,7 @@ __all__ = [
 
 FILE_GLOB: Final = "ckpt-*.json"
 _SAFE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,159}")
-_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._/-]+")
+_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +166,8 @@ def _session_name(raw: Any, default: str) -> str:
     """A valid session name from a ``session_id`` (made valid where it is not)."""
     if not isinstance(raw, str) or not raw:
         return default
-    for name in (raw, _UNSAFE.sub("-", raw).strip("./-").replace("..", ".")):
+    parts = (_UNSAFE.sub("-", part).replace("..", ".").strip(".-") for part in raw.split("/"))
+    for name in (raw, "/".join(p for p in parts if p)):
         try:
             return check_name(name)
         except InvalidRefName:
@@ -452,6 +452,8 @@ def export_checkpoints(
 
 
 def _write(path: Path, text: str) -> None:
+    import tempfile  # here: only an export needs it
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:

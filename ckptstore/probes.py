@@ -32,7 +32,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
-from urllib.parse import urlsplit
 
 from ckptstore.commits import now_iso
 
@@ -109,6 +108,8 @@ class ProbeResult:
 
 def endpoint_problem(check: str, endpoint: str) -> str | None:
     """Why ``endpoint`` cannot be checked with ``check``, or ``None`` if it can."""
+    from urllib.parse import urlsplit  # here: stores without dependencies never need it
+
     if check == "tcp":
         try:
             _host_port(endpoint)
@@ -128,6 +129,8 @@ def endpoint_problem(check: str, endpoint: str) -> str | None:
 
 def _host_port(endpoint: str) -> tuple[str, int]:
     """The host and port of ``host:port``, ``[v6]:port`` or a URL."""
+    from urllib.parse import urlsplit
+
     if "://" in endpoint:
         parts = urlsplit(endpoint)
         try:
@@ -203,6 +206,7 @@ def _check_tcp(spec: DependencySpec, timeout: float) -> tuple[Status, str | None
 
 def _check_http(spec: DependencySpec, timeout: float) -> tuple[Status, str | None]:
     import http.client
+    from urllib.parse import urlsplit
 
     assert spec.endpoint is not None
     parts = urlsplit(spec.endpoint)

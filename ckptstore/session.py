@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from ckptstore.collectors import Captured
 from ckptstore.commits import CommitInfo
 from ckptstore.edits import COMPLETED, Edits
-from ckptstore.errors import CkptError, InvalidValue
+from ckptstore.errors import InvalidValue
 from ckptstore.objects import canonical
 
 __all__ = ["AutoCheckpoint"]
@@ -128,6 +128,5 @@ class AutoCheckpoint:
             return
         try:
             self.on_error(type(exc).__name__, str(exc))
-        except CkptError as err:
-            # The block's exception is the one to see; say why no checkpoint was taken.
+        except Exception as err:  # the block's exception is the one to see
             exc.add_note(f"ckptstore: no error checkpoint was recorded: {err}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import threading
@@ -314,21 +315,24 @@ class Store:
             now=stamp,
         )
         name = check_name(session or environment.session or self.current_session)
-        head = self.refs.session_head(name)
-        parent = read_commit(self.objects, head) if head is not None else None
-        agent = (parent.agent_id, parent.agent_tier) if parent is not None else None
-        if pipeline.collects or not pipeline.variables_only(agent):
-            # Checks the edits apply before probes and plugins spend any time.
-            pipeline.collect(self._base_state(parent), name, self.path)
+        loaded: dict[bytes | None, dict[str, Any]] = {}  # root tree id -> its state
+        if pipeline.collects:
+            head = self.refs.session_head(name)
+            parent = read_commit(self.objects, head) if head is not None else None
+            tree = parent.tree if parent is not None else None
+            loaded[tree] = self._base_state(parent)
+            # Edits are checked on a copy before probes and plugins spend any time; the
+            # first build reuses the loaded state.
+            pipeline.collect(copy.deepcopy(loaded[tree]), name, self.path)
         self.mark_secret(secret)
 
         def build(parent: Commit | None) -> tuple[Built, tuple[str | None, int | None]]:
             agent = (parent.agent_id, parent.agent_tier) if parent is not None else None
             if pipeline.variables_only(agent):
                 return self._build(None, parent, pipeline.edits.variables, pipeline.edits.unset)
-            built = write_state(
-                validate_state(pipeline.apply(self._base_state(parent)), source=source)
-            )
+            base = loaded.pop(parent.tree if parent is not None else None, None)
+            state = pipeline.apply(base if base is not None else self._base_state(parent))
+            built = write_state(validate_state(state, source=source))
             return built, built.agent
 
         info = self._record(name, build, notes=notes, created_at=stamp)
