@@ -8,7 +8,8 @@ old, then runs each measurement in a fresh process (so its peak RSS is its own):
 * ``gc`` with the marks in SQLite (a temporary table; the default) and, on an identical
   copy of the store, ``gc`` with the marks in a Python set;
 * a second ``gc`` right after (nothing left to delete: the cost of a mark);
-* ``fsck`` and ``stats`` of the collected store.
+* ``fsck`` and ``stats`` of the collected store;
+* ``gc --compact``'s rewrite of the file (``VACUUM``) alone, on the collected copy.
 
 Usage::
 
@@ -130,6 +131,8 @@ def measure(phase: str, directory: Path) -> dict[str, Any]:
                 reachable=stats.objects_reachable,
                 bytes_removed=stats.bytes_removed,
             )
+        elif phase == "compact":
+            store.backend.reclaim(compact=True)
         elif phase == "stats":
             stats_ = store.stats()
             result.update(checkpoints=stats_.checkpoints, ratio=round(stats_.total_ratio, 2))
@@ -207,6 +210,7 @@ def main() -> None:
         ("second gc (nothing to delete)", "gc-sql", sql_dir),
         ("fsck after gc", "fsck", sql_dir),
         ("stats after gc", "stats", sql_dir),
+        ("compact (VACUUM) after gc", "compact", py_dir),
     ]
     rows = []
     for label, phase, directory in phases:
@@ -220,11 +224,13 @@ def main() -> None:
     print("| run | objects | removed | time | peak RSS | file before | file after |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, r in rows:
-        count = r.get("objects", r.get("reachable", r.get("checkpoints", "")))
         if "removed" in r:
-            count = r["reachable"] + r["removed"]
+            count = f"{r['reachable'] + r['removed']:,}"
+        else:
+            count = f"{r['objects']:,}" if "objects" in r else ""
+        removed = f"{r['removed']:,}" if "removed" in r else ""
         print(
-            f"| {label} | {count:,} | {r.get('removed', '')!s} | {r['seconds']:.1f} s"
+            f"| {label} | {count} | {removed} | {r['seconds']:.1f} s"
             f" | {r['peak_rss_mib']:.0f} MiB | {mib(r['file_before'])} | {mib(r['file_after'])} |"
         )
     print()

@@ -85,8 +85,8 @@ class _Bars:
             self.progress = Progress(console=Console(stderr=True), transient=False)
             self.progress.start()
         if phase not in self.tasks:
-            for task in self.tasks.values():
-                self.progress.update(task, completed=self.progress.tasks[task].total or 1)
+            for task in self.tasks.values():  # a new phase: the previous ones are done
+                self.progress.update(task, total=1, completed=1)
             self.tasks[phase] = self.progress.add_task(phase, total=total)
         self.progress.update(self.tasks[phase], completed=done, total=total)
 
