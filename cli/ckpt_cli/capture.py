@@ -94,6 +94,7 @@ def import_(
     paths: Annotated[
         list[Path],
         typer.Argument(
+            metavar="PATH...",
             help="Checkpoint files of the original skill, or directories of ckpt-*.json.",
             show_default=False,
         ),
@@ -146,7 +147,9 @@ def export(
     refs: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Argument(
-            help="Checkpoints to export (checkpoint ids, HEAD~N...).", show_default=False
+            metavar="[REF]...",
+            help="Checkpoints to export (checkpoint ids, HEAD~N...).",
+            show_default=False,
         ),
     ] = None,
     directory: Annotated[
