@@ -8,8 +8,8 @@ The pipeline runs in this order; each stage changes what the stages before it bu
 3. **flags** — ``--phase``, ``--task``, ``--task-add``, ``--active-task``, ``--output``,
    ``--var``, ``--unset-var`` (:mod:`ckptstore.edits`);
 4. **environment** — ``CKPT_AGENT_ID`` and ``CKPT_AGENT_TIER`` set ``agent_id`` and
-   ``agent_tier``; ``CKPT_SESSION_ID`` names the session when ``--session`` does not
-   (it beats the state's ``session_id``);
+   ``agent_tier``; ``CKPT_SESSION_ID`` names the session when ``--session`` (or its
+   variable ``CKPT_SESSION``) does not;
 5. **probes** — each dependency declared in ``config.toml`` is checked and its entry in
    ``dependencies`` updated (or appended): ``status``, ``reason``, ``last_checked``
    (:mod:`ckptstore.probes`);
