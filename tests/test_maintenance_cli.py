@@ -91,7 +91,7 @@ def test_gc_keeps_young_garbage_by_default(store_dir: Path) -> None:
     assert result["objects_young"] > 0
     assert result["grace"] == 3600
     text = ok(ckpt("gc", "--reflog-expiry", "0s", "--store", str(store_dir))).stdout
-    assert "unreachable ones younger than 1h" in text
+    assert "unreachable ones within the 1h grace period" in text
 
 
 @pytest.mark.parametrize(

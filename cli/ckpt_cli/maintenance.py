@@ -129,7 +129,7 @@ def render_gc(stats: GCStats) -> str:
     kept = f"kept {_n(stats.objects_reachable)} reachable objects"
     if stats.objects_young:
         grace = _spelled(stats.grace)
-        kept += f" and {_n(stats.objects_young)} unreachable ones younger than {grace}"
+        kept += f" and {_n(stats.objects_young)} unreachable ones within the {grace} grace period"
     lines.append(kept)
     if stats.disk_before and not stats.dry_run:
         lines.append(
