@@ -141,6 +141,7 @@ OUTPUTS = [
     ["summary", "--since", "HEAD~1"], ["summary", "--since", "HEAD~1", "-f", "json"],
     ["summary", "--for", "governance", "--keys", "custom_key,API_TOKEN"],
     ["commit", "--var", "x", "1"], ["commit", "--var", "y", "2", "--json"],
+    ["diff"], ["diff", "--json"], ["diff", "--full", "--all"], ["diff", "--stat"],
 ]  # fmt: skip
 
 
@@ -156,6 +157,7 @@ def test_no_output_shows_a_secret_without_reveal(secret_store: Path, args: list[
     "args",
     [["load"], ["load", "--json"], ["load", "HEAD:variables.custom_key"],
      ["log", "--key", "variables.custom_key"], ["summary", "--level", "full"],
+     ["diff"], ["diff", "--json"],
      ["summary", "--since", "HEAD~1"], ["restore"], ["restore", "-f", "json"]],
     ids=" ".join,
 )  # fmt: skip

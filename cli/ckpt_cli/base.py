@@ -17,7 +17,7 @@ from typing import Annotated, Any, Optional, ParamSpec, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from ckptstore import CkptError, InvalidInput, Store
+from ckptstore import CkptError, InvalidInput, NotFound, Store
 
 # click's exception base class, reached through typer's public re-export: typer
 # vendors click in some releases and depends on it in others.
@@ -81,6 +81,9 @@ StoreOpt = Annotated[
     typer.Option("--store", help=_STORE_HELP, show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+RevealOpt = Annotated[
+    bool, typer.Option("--reveal", help="Show secret variables' values instead of [redacted].")
+]
 SessionOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option(
@@ -133,3 +136,12 @@ def open_store(ctx: typer.Context, store: Path | None) -> Store:
 @app.callback()
 def _main(ctx: typer.Context, store: GlobalStoreOpt = None) -> None:
     ctx.obj = {"store": store}
+
+
+def variables_of(opened: Store, ref: str) -> dict[str, Any]:
+    """The variables of checkpoint ``ref`` (empty if there is none): what redaction masks."""
+    try:
+        found = opened.show(ref, "variables")
+    except NotFound:
+        return {}
+    return found if isinstance(found, dict) else {}

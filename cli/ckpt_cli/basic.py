@@ -12,6 +12,7 @@ import typer
 from ckpt_cli.base import (
     JsonOpt,
     PairedOptions,
+    RevealOpt,
     SessionOpt,
     StoreOpt,
     app,
@@ -19,19 +20,16 @@ from ckpt_cli.base import (
     open_store,
     pairs,
     print_json,
+    variables_of,
 )
 from ckpt_cli.capture import edits_from_flags, report_collector_errors
 from ckpt_cli.inputs import BadArgument, parse_var, read_state
 from ckpt_cli.render import human_size, render_checkpoint, render_log
 from ckpt_cli.render_diff import render_key_history
-from ckptstore import Checkpoint, CommitInfo, KeyChange, NotFound, Store, redact
+from ckptstore import Checkpoint, CommitInfo, KeyChange, Store, redact
 from ckptstore.location import STORE_DIR, STORE_FILE
 from ckptstore.paths import parse_path
 from ckptstore.secrets import REDACTED, mask_text, redact_changes, redact_path_value
-
-RevealOpt = Annotated[
-    bool, typer.Option("--reveal", help="Show secret variables' values instead of [redacted].")
-]
 
 
 @app.command()
@@ -275,7 +273,13 @@ def log(
     """List checkpoints, newest first."""
     with open_store(ctx, store) as opened:
         if key is not None:
-            found = opened.history(key, ref, session=session, limit=limit)
+            if all_sessions:
+                raise typer.BadParameter(
+                    "--key follows one session; drop --all", param_hint="--key"
+                )
+            found = opened.history(
+                key, ref, session=session, limit=limit, since=since, until=until, grep=grep
+            )
             if not reveal:
                 found = _hide_in_history(opened, ref or _session_ref(session), found)
             entries = [item.commit for item in found]
@@ -296,7 +300,7 @@ def log(
             print_json([entry.to_dict() for entry in entries])
     elif key is not None:
         typer.echo(render_key_history(found, oneline=oneline))
-    else:
+    elif entries:
         typer.echo(render_log(entries, oneline=oneline))
 
 
@@ -330,23 +334,15 @@ def _session_ref(session: str | None) -> str:
     return f"sessions/{session}" if session else "HEAD"
 
 
-def _variables(opened: Store, ref: str) -> dict[str, Any]:
-    try:
-        found = opened.show(ref, "variables")
-    except NotFound:
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
 def _hide_in_value(opened: Store, ref: str, path: str, value: Any) -> Any:
     """`load REF:PATH`: a secret variable shows as [redacted], secrets inside masked."""
-    variables = _variables(opened, ref)
+    variables = variables_of(opened, ref)
     return redact_path_value(parse_path(path), value, variables, opened.secrets())
 
 
 def _hide_in_history(opened: Store, ref: str, found: list[KeyChange]) -> list[KeyChange]:
     """`log --key`: old and new values of secret variables hidden, secrets masked."""
-    variables, policy = _variables(opened, ref), opened.secrets()
+    variables, policy = variables_of(opened, ref), opened.secrets()
     ckpt = {"variables": variables}
     return [
         replace(
@@ -360,7 +356,7 @@ def _hide_in_history(opened: Store, ref: str, found: list[KeyChange]) -> list[Ke
 
 def _hide_in_notes(opened: Store, ref: str, entries: list[CommitInfo]) -> list[CommitInfo]:
     """`log`: the current secret values masked in notes (a token pasted into a note)."""
-    ckpt, policy = {"variables": _variables(opened, ref)}, opened.secrets()
+    ckpt, policy = {"variables": variables_of(opened, ref)}, opened.secrets()
     return [replace(e, notes=mask_text(e.notes, ckpt, policy)) for e in entries]
 
 

@@ -6,10 +6,21 @@ from typing import Annotated
 
 import typer
 
-from ckpt_cli.base import JsonOpt, SessionOpt, StoreOpt, app, handle_errors, open_store, print_json
+from ckpt_cli.base import (
+    JsonOpt,
+    RevealOpt,
+    SessionOpt,
+    StoreOpt,
+    app,
+    handle_errors,
+    open_store,
+    print_json,
+    variables_of,
+)
 from ckpt_cli.render_diff import render_changes, render_stat, use_color
 from ckptstore import CkptError, InvalidInput, NotFound
 from ckptstore.diff import SECTIONS
+from ckptstore.secrets import redact_changes
 
 _SECTION_ALIASES = {"outputs": "recent_outputs", "deps": "dependencies", "vars": "variables"}
 
@@ -72,6 +83,7 @@ def diff(
         bool,
         typer.Option("--exit-code", help="Exit 1 when there are differences (and 2 on errors)."),
     ] = False,
+    reveal: RevealOpt = False,
     session: SessionOpt = None,
     as_json: JsonOpt = False,
     store: StoreOpt = None,
@@ -93,6 +105,8 @@ def diff(
             if not (old or new or from_ref or to_ref) and not opened.get_commit(head).parents:
                 raise NothingToCompare(session or opened.current_session)
             changes = opened.diff(first, second)
+            if not reveal:
+                changes = redact_changes(changes, opened.secrets(), variables_of(opened, second))
     except CkptError as err:
         if not exit_code:
             raise

@@ -10,8 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ckpt_cli.base import SessionOpt, StoreOpt, app, handle_errors, open_store
-from ckpt_cli.basic import RevealOpt
+from ckpt_cli.base import RevealOpt, SessionOpt, StoreOpt, app, handle_errors, open_store
 from ckpt_cli.inputs import BadArgument
 from ckptstore import ContextSummarizer, InvalidOption, render_env, restore_env
 from ckptstore.restore import ENV_FORMATS
