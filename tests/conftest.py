@@ -39,7 +39,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never pick up a store or session from the developer's environment."""
-    for name in ("CKPT_STORE", "CKPT_SESSION", "CKPT_BUSY_TIMEOUT"):
+    for name in (
+        "CKPT_STORE", "CKPT_SESSION", "CKPT_BUSY_TIMEOUT", "CKPT_AGENT_ID",
+        "CKPT_AGENT_TIER", "CKPT_SESSION_ID", "CKPT_TOKENIZER",
+    ):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
 
 

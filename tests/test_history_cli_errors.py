@@ -70,14 +70,16 @@ def test_diff_unknown_and_malformed_refs(store_dir: Path, hist: list[str]) -> No
     fails(store_dir, 1, ("diff", "HEAD~9"), "'HEAD~9'")
     fails(store_dir, 2, ("diff", "HEAD~x"), "'HEAD~x'")
     fails(store_dir, 1, ("diff", "--session", "nosuch"), "nosuch")
-    # An error is not "there were differences": still one error line, no diff output.
-    fails(store_dir, 1, ("diff", "nosuch", "--exit-code"), "'nosuch'")
+    # With --exit-code, 1 means "there were differences", so errors exit 2 (git uses 128).
+    fails(store_dir, 2, ("diff", "nosuch", "--exit-code"), "'nosuch'")
 
 
 def test_diff_of_a_session_with_one_checkpoint_says_so(store_dir: Path, hist: list[str]) -> None:
     with Store.open(store_dir) as store:
         store.fork("solo", hist[0])
-    fails(store_dir, 1, ("diff", "--session", "solo"), "solo", "~1")
+    fails(
+        store_dir, 1, ("diff", "--session", "solo"), "'solo'", "single checkpoint", "ckpt diff A B"
+    )
     fails(store_dir, 1, ("diff", "solo~1", "solo"), "solo~1")
 
 
@@ -85,7 +87,7 @@ def test_diff_in_a_store_with_one_or_no_checkpoint(store_dir: Path) -> None:
     fails(store_dir, 1, ("diff",), "no checkpoints yet")
     with Store.open(store_dir) as store:
         store.commit(variables={"a": 1})
-    fails(store_dir, 1, ("diff",), "HEAD~1")
+    fails(store_dir, 1, ("diff",), "'main'", "single checkpoint")
     fails(store_dir, 1, ("diff", "--stat"), "HEAD~1")
     fails(store_dir, 1, ("diff", "--json"), "HEAD~1")
 
