@@ -88,8 +88,8 @@ def test_diff_in_a_store_with_one_or_no_checkpoint(store_dir: Path) -> None:
     with Store.open(store_dir) as store:
         store.commit(variables={"a": 1})
     fails(store_dir, 1, ("diff",), "'main'", "single checkpoint")
-    fails(store_dir, 1, ("diff", "--stat"), "HEAD~1")
-    fails(store_dir, 1, ("diff", "--json"), "HEAD~1")
+    fails(store_dir, 1, ("diff", "--stat"), "single checkpoint")
+    fails(store_dir, 1, ("diff", "--json"), "single checkpoint")
 
 
 # --- log ---------------------------------------------------------------------------------
