@@ -38,6 +38,7 @@ from ckptstore.errors import (
 )
 from ckptstore.fsck import FsckReport, check_store
 from ckptstore.gc import DEFAULT_GRACE, DEFAULT_REFLOG_EXPIRY, GCStats, Progress, collect_garbage
+from ckptstore.graph import references
 from ckptstore.history import (
     KeyChange,
     commit_filter,
@@ -182,6 +183,29 @@ class Store:
         """Return the commit id a REF names (see :mod:`ckptstore.revisions`)."""
         with self.backend.reading():
             return ObjectId(resolve_revision(self.objects, self.refs, ref).hex())
+
+    def publish(
+        self,
+        session: str,
+        old: bytes | None,
+        new: bytes,
+        objects: Mapping[bytes, tuple[Kind, bytes]],
+        message: str,
+    ) -> bool:
+        """Store ``objects`` and move session ``session`` from commit ``old`` to ``new``, at once.
+
+        For clients that build their own commits (``ckptstore.integrations``). Objects
+        already stored are not written again, and everything the new ones reference
+        (and ``new`` itself) must still exist in the same transaction, so a concurrent
+        gc can never leave the session pointing at a missing object. Returns false, with
+        nothing written, if the session no longer points at ``old`` or a referenced
+        object is gone: rebuild on the new head and try again.
+        """
+        fresh = self.objects.missing(objects)
+        stored = self.objects.prepare({oid: objects[oid] for oid in fresh})
+        linked = {new, *(ref for oid in fresh for ref in references(*objects[oid]))}
+        update = Refs.session_update(check_name(session), old, new, message)
+        return self.backend.write(stored, [update], require=sorted(linked - fresh)).ok
 
     # --- commit -------------------------------------------------------------------------
 

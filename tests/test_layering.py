@@ -25,6 +25,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "ckptstore"
 ENTRY_POINT = "ckptstore.__main__"
 UI_PACKAGES = frozenset({"typer", "click", "rich", "ckpt_cli", "cli", "shellingham"})
+OPTIONAL_FRAMEWORKS = frozenset({"langgraph", "langchain_core"})
 
 # Layer of each first-level component of ckptstore (higher may import lower, not upwards).
 LAYERS: dict[str, int] = {
@@ -63,6 +64,7 @@ LAYERS: dict[str, int] = {
     "demo": 5,  # a client of the facade, like the CLI
     "manager": 5,  # the seed's CheckpointManager: a client of the facade
     "interchange": 5,  # import/export of the original files, through the facade
+    "integrations": 5,  # other frameworks' persistence interfaces over the facade (optional)
     "__init__": 6,  # the package root re-exports the public API
 }
 
@@ -141,6 +143,17 @@ def test_the_library_never_imports_the_cli_or_ui_packages() -> None:
         f"{imp.module}:{imp.line} imports {imp.target}"
         for imp in ALL_IMPORTS
         if imp.target.split(".")[0] in UI_PACKAGES and imp.module != ENTRY_POINT
+    ]
+    assert offending == []
+
+
+def test_only_the_integrations_import_their_frameworks() -> None:
+    # The frameworks are optional extras: the core package must import without them.
+    offending = [
+        f"{imp.module}:{imp.line} imports {imp.target}"
+        for imp in ALL_IMPORTS
+        if imp.target.split(".")[0] in OPTIONAL_FRAMEWORKS
+        and component(imp.module) != "integrations"
     ]
     assert offending == []
 

@@ -1,0 +1,221 @@
+"""LangGraph threads as sessions: session names, and the index of a session's checkpoints.
+
+Each (thread, checkpoint namespace) is one session::
+
+    langgraph/<thread>              the root namespace ("")
+    langgraph/<thread>/<namespace>  a subgraph's namespace ("child:<task id>")
+
+Thread ids and namespaces are percent-encoded: every character other than an ASCII
+letter, digit, ``_`` or ``-`` becomes ``%XX`` (its UTF-8 bytes), and an empty thread id
+is ``%``. Ref names then never break a rule of :func:`ckptstore.refs.check_name`, the
+encoding is reversible, and ``/`` only ever separates the parts.
+
+A session is a linear log of *events*, one commit each, newest at the head: a
+checkpoint stored (``put``), writes added to a checkpoint (``put_writes``), or writes
+that arrived before their checkpoint (LangGraph saves writes in the background, so
+they may). Every event's tree is the whole current state of one LangGraph checkpoint,
+its pending writes included, so the newest event of a checkpoint id is that
+checkpoint. The first words of an event's notes name it: ``langgraph <kind> <id>:``.
+:class:`ThreadIndex` keeps, per session, the newest event of each checkpoint id; it
+reads only the events added since it last looked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from ckptstore.commits import iter_history
+from ckptstore.objectstore import ObjectStore
+from ckptstore.refs import SESSION_PREFIX, Refs, check_name
+
+__all__ = [
+    "EARLY",
+    "KINDS",
+    "PREFIX",
+    "PUT",
+    "WRITES",
+    "Event",
+    "ThreadIndex",
+    "event_notes",
+    "parse_notes",
+    "parse_session",
+    "session_name",
+    "thread_sessions",
+]
+
+PREFIX: Final = "langgraph/"
+PUT: Final = "checkpoint"
+WRITES: Final = "writes"
+EARLY: Final = "early-writes"
+KINDS: Final = (PUT, WRITES, EARLY)
+_SAFE: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_EMPTY: Final = "%"
+
+
+def _quote(text: str) -> str:
+    if not text:
+        return _EMPTY
+    return "".join(ch if ch in _SAFE else "".join(f"%{b:02X}" for b in ch.encode()) for ch in text)
+
+
+def _unquote(text: str) -> str | None:
+    if text == _EMPTY:
+        return ""
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        if text[i] == "%":
+            try:
+                out.append(int(text[i + 1 : i + 3], 16))
+            except ValueError:
+                return None
+            i += 3
+        else:
+            out.extend(text[i].encode())
+            i += 1
+    try:
+        return out.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def session_name(thread_id: str, checkpoint_ns: str = "") -> str:
+    """The session of a LangGraph thread's namespace.
+
+    Raises:
+        InvalidRefName: if the name gets too long (a thread id of ~190 characters).
+    """
+    name = PREFIX + _quote(thread_id)
+    if checkpoint_ns:
+        name += "/" + _quote(checkpoint_ns)
+    return check_name(name)
+
+
+def parse_session(name: str) -> tuple[str, str] | None:
+    """The ``(thread_id, checkpoint_ns)`` of a LangGraph session, or ``None``."""
+    if not name.startswith(PREFIX):
+        return None
+    parts = name[len(PREFIX) :].split("/")
+    if len(parts) > 2:
+        return None
+    decoded = [_unquote(part) for part in parts]
+    thread = decoded[0]
+    ns = decoded[1] if len(decoded) == 2 else ""
+    if thread is None or ns is None or (len(parts) == 2 and not ns):
+        return None
+    return thread, ns
+
+
+def thread_sessions(refs: Refs, thread_id: str | None = None) -> dict[str, bytes]:
+    """Every LangGraph session (of one thread, if given): name → head commit id."""
+    prefix = PREFIX if thread_id is None else PREFIX + _quote(thread_id)
+    found = {}
+    for name, oid in refs.backend.list_refs(SESSION_PREFIX + prefix).items():
+        session = name.removeprefix(SESSION_PREFIX)
+        parsed = parse_session(session)
+        if parsed is not None and (thread_id is None or parsed[0] == thread_id):
+            found[session] = oid
+    return found
+
+
+def event_notes(kind: str, checkpoint_id: str, detail: str) -> str:
+    """The notes of an event commit: ``langgraph <kind> <checkpoint id>: <detail>``."""
+    return f"langgraph {kind} {checkpoint_id}: {detail}"
+
+
+def parse_notes(notes: str) -> tuple[str, str] | None:
+    """``(kind, checkpoint id)`` of an event commit's notes, ``None`` for other commits."""
+    parts = notes.split(" ", 3)
+    if len(parts) < 3 or parts[0] != "langgraph" or parts[1] not in KINDS:
+        return None
+    if not parts[2].endswith(":"):
+        return None
+    return parts[1], parts[2][:-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event commit: what it did to which checkpoint, and its tree."""
+
+    commit: bytes
+    tree: bytes
+    kind: str
+    checkpoint_id: str
+
+
+@dataclass(slots=True)
+class _Session:
+    head: bytes | None = None
+    events: dict[str, Event] = field(default_factory=dict)
+    """The newest event of each checkpoint id."""
+
+
+class ThreadIndex:
+    """The newest event of each checkpoint id, per session, kept current by reading heads.
+
+    Not thread-safe: the saver holds its lock around every call.
+    """
+
+    def __init__(self, objects: ObjectStore, refs: Refs) -> None:
+        self.objects = objects
+        self.refs = refs
+        self._sessions: dict[str, _Session] = {}
+        self._parsed: dict[bytes, Event | None] = {}
+
+    def head(self, session: str) -> bytes | None:
+        """The session's head commit as last read or written."""
+        return self._session(session).head
+
+    def events(self, session: str) -> dict[str, Event]:
+        """Refresh ``session`` and return its newest event per checkpoint id."""
+        return self.refresh(session).events
+
+    def _session(self, name: str) -> _Session:
+        return self._sessions.setdefault(name, _Session())
+
+    def refresh(self, name: str) -> _Session:
+        """Read the events added to session ``name`` since it was last read."""
+        state = self._session(name)
+        head = self.refs.session_head(name)
+        if head == state.head:
+            return state
+        new: list[Event] = []
+        reached = head is None
+        with self.objects.backend.reading():
+            for info in iter_history(self.objects, head) if head is not None else ():
+                oid = bytes.fromhex(info.id)
+                if oid == state.head:
+                    reached = True
+                    break
+                if oid not in self._parsed:
+                    parsed = parse_notes(info.notes)
+                    self._parsed[oid] = (
+                        Event(oid, bytes.fromhex(info.tree), parsed[0], parsed[1])
+                        if parsed is not None
+                        else None
+                    )
+                event = self._parsed[oid]
+                if event is not None:
+                    new.append(event)
+        if not reached or state.head is None:
+            # The history was rewritten (a prune, a deletion): start over.
+            state = self._sessions[name] = _Session()
+        state.head = head
+        for event in reversed(new):
+            state.events[event.checkpoint_id] = event
+        return state
+
+    def record(self, name: str, old: bytes | None, event: Event) -> None:
+        """Note an event this process wrote on top of ``old`` (the head it read)."""
+        state = self._session(name)
+        self._parsed[event.commit] = event
+        if state.head != old:
+            self._sessions.pop(name, None)  # it moved under us too: re-read on next use
+            return
+        state.head = event.commit
+        state.events[event.checkpoint_id] = event
+
+    def forget(self, name: str) -> None:
+        """Drop what is known of a session (it was deleted or rewritten)."""
+        self._sessions.pop(name, None)
