@@ -51,6 +51,7 @@ class Options:
     workdir: Path | None = None
     progress: bool = False
     startup_samples: int = 0  # CLI start-up probes after the run (0: none)
+    twin_history: int = 100  # a second store per peer holding only this many checkpoints
 
 
 @dataclass
@@ -65,6 +66,12 @@ class PeerResult:
     # The same checkpoints (drawn from the first 100) loaded at every milestone: how load
     # time depends on the length of history alone, not on the checkpoints growing.
     early: dict[int, list[float]] = field(default_factory=dict)
+    # The same early checkpoints loaded at the end, alternately from a twin store that
+    # holds only the first ``twin_history`` checkpoints and from the full store: the
+    # effect of history length alone, at the same moment (machine load drifts over a
+    # long run, which milestone-to-milestone comparisons cannot separate from it).
+    twin_short: list[float] = field(default_factory=list)
+    twin_long: list[float] = field(default_factory=list)
     diffs: list[float] = field(default_factory=list)
     diff_note: str = ""
     sizes: dict[int, Sizes] = field(default_factory=dict)  # milestone -> sizes while open
@@ -86,6 +93,7 @@ class Result:
     peers: dict[str, PeerResult]
     skipped: dict[str, str]
     milestones: list[int]
+    twin_history: int
     cli_steps: int
     process_rss_kib: int
     seconds: float
@@ -135,11 +143,19 @@ def run(profile: Profile, options: Options) -> Result:
     root = Path(tempfile.mkdtemp(prefix=f"ckpt-bench-{profile.name}-", dir=options.workdir))
     for peer in peers:
         peer.open(root)
+    total = profile.checkpoints
+    twin_at = options.twin_history if 0 < options.twin_history < total else 0
+    twins: dict[str, Peer] = {}
+    if twin_at:
+        for peer in peers:
+            if peer.timed:
+                twins[peer.name] = type(peer)()
+                twins[peer.name].open(root / "twin")
+    twin_keys: dict[str, list[Any]] = {name: [] for name in twins}
     results = {p.name: PeerResult(p.name, p.durability) for p in peers}
     timed = [p for p in peers if p.timed]
     ckpt = next((p for p in peers if isinstance(p, CkptPeer)), None)
     git = next((p for p in peers if isinstance(p, GitPeer)), None)
-    total = profile.checkpoints
     milestones = _milestones(total)
     cli_every = _every(total, options.cli_samples) if options.cli_samples else 0
     cli_file = root / "cli" / "checkpoint.json"
@@ -180,12 +196,18 @@ def run(profile: Profile, options: Options) -> Result:
                     if via_cli and peer is git:
                         res.cli_s.append(git.add_commit_seconds[-1])
                 keys[peer.name].append(key)
+            if i < twin_at:
+                for name, twin in twins.items():  # untimed
+                    staged = twin.stage(step.state, step.session, step.fork_of)
+                    twin_keys[name].append(twin.settle(staged, twin.commit(staged)))
             done = i + 1
             if done in milestones:
                 _milestone(done, timed, results, keys, expected, parent, options)
                 if options.progress:
                     elapsed = time.perf_counter() - started
                     print(f"  {done}/{total} checkpoints, {elapsed:.0f} s", flush=True)
+        if twins:
+            _history_length(twin_at, timed, twins, results, keys, twin_keys, expected, options)
         if options.verify_all:
             _verify_all(timed, results, keys, expected)
         for peer in timed:
@@ -210,7 +232,7 @@ def run(profile: Profile, options: Options) -> Result:
                 ckpt.dir, git, latest["main"], "main", options.startup_samples
             )
     finally:
-        for peer in peers:
+        for peer in [*peers, *twins.values()]:
             peer.close()
     result = Result(
         profile=profile,
@@ -219,6 +241,7 @@ def run(profile: Profile, options: Options) -> Result:
         peers=results,
         skipped=skipped,
         milestones=milestones,
+        twin_history=twin_at,
         cli_steps=cli_steps,
         process_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         seconds=time.perf_counter() - started,
@@ -272,6 +295,32 @@ def _milestone(
                 res.diff_note = str(err)
                 continue
             res.diffs.append(time.perf_counter() - t0)
+
+
+def _history_length(
+    twin_at: int,
+    peers: list[Peer],
+    twins: dict[str, Peer],
+    results: dict[str, PeerResult],
+    keys: dict[str, list[Any]],
+    twin_keys: dict[str, list[Any]],
+    expected: list[dict[str, bytes]],
+    options: Options,
+) -> None:
+    """Load the same early checkpoints from the twin (short history) and the full store."""
+    first = random.Random(options.seed)
+    picks = [first.randrange(twin_at) for _ in range(options.load_samples)]
+    for n, index in enumerate(picks):
+        shift = n % len(peers)
+        for peer in peers[shift:] + peers[:shift]:
+            res = results[peer.name]
+            pair = [(twins[peer.name], twin_keys, res.twin_short), (peer, keys, res.twin_long)]
+            for who, where, into in pair if n % 2 else pair[::-1]:
+                t0 = time.perf_counter()
+                loaded = who.load(where[peer.name][index])
+                into.append(time.perf_counter() - t0)
+                verify(peer, index, loaded, expected[index])
+                res.verified += 1
 
 
 def _verify_all(

@@ -114,6 +114,15 @@ def _peer_table(result: Result, names: list[str]) -> list[str]:
         lines.append(_row(f"early-set load p50, {last} ÷ {first} in history", [
             _ratio(_early_p50(p, last), _early_p50(p, first)) for p in peers
         ]))  # fmt: skip
+    if result.twin_history:
+        short, long = result.twin_history, result.checkpoints
+        lines.append(_row(f"early set at the end, p50 ms: store of {short} / of {long}", [
+            f"{_ms(pct(p.twin_short, 0.5))} / {_ms(pct(p.twin_long, 0.5))}" if p.twin_long
+            else "—" for p in peers
+        ]))  # fmt: skip
+        lines.append(_row(f"  same moment: {long} ÷ {short} in history", [
+            _ratio(pct(p.twin_long, 0.5), pct(p.twin_short, 0.5)) for p in peers
+        ]))  # fmt: skip
     lines.append(_row("diff p50 / p99 ms (parent → child)", [
         f"{_ms(pct(p.diffs, 0.5))} / {_ms(pct(p.diffs, 0.99))}" if p.diffs
         else ("skipped: " + p.diff_note if p.diff_note and p.name == _US else "—")
@@ -192,7 +201,14 @@ def targets(result: Result) -> list[tuple[str, str, str]]:
     if saver is not None and (a := _load_p50(us, last)) and (b := _load_p50(saver, last)):
         out.append(("load p50 ≤ SqliteSaver `get_tuple`",
                     f"{a / b:.2f}x ({_ms(a)} ms vs {_ms(b)} ms)", verdict(a <= b)))  # fmt: skip
-    if first != last and (a := _early_p50(us, last)) and (b := _early_p50(us, first)):
+    if result.twin_history and (a := pct(us.twin_long, 0.5)) and (b := pct(us.twin_short, 0.5)):
+        figure = f"{a / b:.2f}x ({_ms(a)} ms vs {_ms(b)} ms, same checkpoints, same moment)"
+        title = (
+            f"load flat: {result.checkpoints} checkpoints of history within 1.2x"
+            f" of {result.twin_history}"
+        )
+        out.append((title, figure, verdict(a / b <= 1.2)))
+    elif first != last and (a := _early_p50(us, last)) and (b := _early_p50(us, first)):
         figure = f"{a / b:.2f}x ({_ms(a)} ms vs {_ms(b)} ms)"
         title = f"load flat: same checkpoints, {last} in history within 1.2x of {first}"
         out.append((title, figure,

@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--load-samples", type=int, help="random loads per milestone")
     parser.add_argument("--cli-samples", type=int, help="checkpoints committed via `ckpt`")
     parser.add_argument("--startup-samples", type=int, help="CLI start-up probes (0: none)")
+    parser.add_argument(
+        "--twin-history", type=int, default=100, help="checkpoints in the short twin store"
+    )
     parser.add_argument("--no-verify-all", action="store_true", help="skip loading every one")
     parser.add_argument("--workdir", type=Path, help="where the stores go (default: tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the stores afterwards")
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         diff_samples=10 if small else 50,
         cli_samples=args.cli_samples if args.cli_samples is not None else (5 if small else 40),
         verify_all=not args.no_verify_all,
+        twin_history=args.twin_history,
         workdir=args.workdir,
         progress=not small,
         startup_samples=(

@@ -38,7 +38,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     md = work / "result.md"
     argv = ["--profile", "tiny", "--workdir", str(work), "--json", str(out)]
     argv += ["--markdown", str(md), "--load-samples", "7", "--cli-samples", "3"]
-    argv += ["--startup-samples", "1"]
+    argv += ["--startup-samples", "1", "--twin-history", "10"]
     assert bench_run.main(argv) == 0
     raw = json.loads(out.read_text())
     raw["markdown"] = md.read_text()
@@ -57,10 +57,12 @@ def test_every_load_is_verified(tiny_run: dict[str, Any]) -> None:
         if name == "floor":
             assert peer["verified"] == n  # the whole history decompressed and compared
             continue
-        # Per milestone 7 random loads and 7 of the fixed early set; then every checkpoint.
-        assert peer["verified"] == 2 * 7 * len(milestones) + n, name
+        # Per milestone 7 random loads and 7 of the fixed early set; 7 early ones from
+        # the twin store of 10 checkpoints and 7 from the full one; then every checkpoint.
+        assert peer["verified"] == 2 * 7 * len(milestones) + 2 * 7 + n, name
         assert len(peer["loads"][str(n)]) == 7
         assert len(peer["early"][str(n)]) == 7
+        assert len(peer["twin_short"]) == len(peer["twin_long"]) == 7
 
 
 def test_every_available_peer_ran_or_says_why(tiny_run: dict[str, Any]) -> None:
@@ -103,6 +105,7 @@ def test_report_states_each_target_it_can_judge(tiny_run: dict[str, Any]) -> Non
     text = tiny_run["markdown"]
     assert "| metric | ckptstore |" in text
     assert "loads verified equal to the commit" in text
+    assert "load flat: 20 checkpoints of history within 1.2x of 10" in text
     if HAS_GIT:
         assert "storage ≤ 0.75x git" in text
         assert "`ckpt commit` CLI ≤ 4x" in text
