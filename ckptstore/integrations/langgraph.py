@@ -74,7 +74,7 @@ from ckptstore.location import store_file
 from ckptstore.objects import Commit, Kind, object_id, pack_canonical
 from ckptstore.refs import SESSION_PREFIX
 from ckptstore.store import Store
-from ckptstore.trees import Entry, build_list, build_map, store_value
+from ckptstore.trees import Entry, store_value
 
 __all__ = ["CkptSaver"]
 
@@ -258,11 +258,13 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
         codec, fixed = self._codec, {}
         pending: dict[bytes, tuple[Kind, bytes]] = {}
         header = {k: v for k, v in checkpoint.items() if k not in _SPLIT}
-        fixed["checkpoint"] = codec.encode(pending, header)
-        fixed["channel_versions"] = codec.encode(pending, checkpoint["channel_versions"])
-        fixed["versions_seen"] = codec.encode(pending, checkpoint["versions_seen"])
-        full = get_checkpoint_metadata(config, metadata)
-        fixed["metadata"] = codec.encode(pending, full)
+        for name, value in (
+            ("checkpoint", header),
+            ("channel_versions", checkpoint["channel_versions"]),
+            ("versions_seen", checkpoint["versions_seen"]),
+            ("metadata", full := get_checkpoint_metadata(config, metadata)),
+        ):
+            fixed[name] = codec.encode(pending, value, ordered=False)
         fixed["parent"] = codec.encode(pending, parent_id)
         notes = event_notes(PUT, cid, f"step {full.get('step')} ({full.get('source')})")
         values, versions = checkpoint["channel_values"], checkpoint["channel_versions"]
@@ -286,16 +288,13 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
                         channels[channel] = codec.encode(built, value)
                 meta = dict(fixed)
                 prior = events.get(cid)
-                writes = self._trees.root(prior.tree).get("pending_writes") if prior else None
+                writes = self._trees.meta(prior.tree).get("pending_writes") if prior else None
                 if writes is not None:
                     meta["pending_writes"] = writes  # writes that came first are kept
-                root = build_map(
-                    built,
-                    [
-                        ("meta", build_map(built, sorted(meta.items()))),
-                        ("variables", build_map(built, sorted(channels.items()))),
-                    ],
-                )
+                trees = self._trees
+                top = {"meta": trees.build_map(built, meta)}
+                top["variables"] = trees.build_map(built, channels)
+                root = trees.build_map(built, top)
                 stamp = _stamp(header.get("ts"))
                 if self._publish(session, head, root, built, PUT, cid, notes, stamp):
                     return _config(thread_id, ns, cid)
@@ -326,7 +325,7 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
             fields = {"channel": channel, "idx": key[1], "task_id": task_id, "task_path": task_path}
             items = [(k, _entry(values, v)) for k, v in fields.items()]
             items.append(("value", codec.encode(values, value)))
-            record = build_map(values, sorted(items))
+            record = self._trees.build_map(values, dict(items))
             fresh.append((key, record))
             known[record] = (task_path, task_id, key[1])
         channels = ", ".join(sorted({channel for channel, _ in writes})) or "nothing"
@@ -351,11 +350,11 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
                 order = sorted(
                     records.values(), key=lambda r: known.get(r) or self._trees.write_order(r)
                 )
-                meta["pending_writes"] = build_list(built, order)
-                top = {**top, "meta": build_map(built, sorted(meta.items()))}
+                meta["pending_writes"] = self._trees.build_list(built, order)
+                top = {**top, "meta": self._trees.build_map(built, meta)}
                 kind = EARLY if prior is None or prior.kind == EARLY else WRITES
                 notes = event_notes(kind, cid, f"task {task_id} wrote {channels}")
-                root = build_map(built, sorted(top.items()))
+                root = self._trees.build_map(built, top)
                 if self._publish(session, head, root, built, kind, cid, notes, now_iso()):
                     return
             _backoff(attempt)
@@ -386,6 +385,7 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
         oid = object_id(Kind.COMMIT, data)
         pending[oid] = (Kind.COMMIT, data)
         if not self.store.publish(session, head, oid, pending, f"commit: {notes}"):
+            self._codec.forget()  # entries it reused may name objects that never landed
             return False
         self._trees.remember_generation(oid, generation)
         self._index.record(session, head, Event(oid, root, kind, cid))

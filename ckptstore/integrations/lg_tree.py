@@ -7,42 +7,26 @@ has not seen.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Hashable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final
 
 from ckptstore.commits import read_commit
-from ckptstore.integrations.lg_values import ValueCodec
+from ckptstore.integrations.lg_values import Cache, ValueCodec
 from ckptstore.objectstore import ObjectStore
-from ckptstore.trees import Entry, fetch_closure, read_items, resolve
+from ckptstore.trees import (
+    Entry,
+    Pending,
+    build_list,
+    build_map,
+    fetch_closure,
+    read_items,
+    resolve,
+)
 
 __all__ = ["Loaded", "TreeReader"]
 
 CACHE_SIZE: Final = 4096
-
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-
-class _Cache(Generic[K, V]):
-    """A bounded, thread-safe map that forgets its oldest entries first."""
-
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self._size = size
-        self._items: dict[K, V] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            return self._items.get(key)
-
-    def put(self, key: K, value: V) -> V:
-        with self._lock:
-            self._items[key] = value
-            while len(self._items) > self._size:
-                del self._items[next(iter(self._items))]
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +45,26 @@ class TreeReader:
     def __init__(self, objects: ObjectStore, codec: ValueCodec) -> None:
         self.objects = objects
         self.codec = codec
-        self._items: _Cache[bytes, list[Any]] = _Cache()
-        self._values: _Cache[bytes, Any] = _Cache()
-        self._generations: _Cache[bytes, int] = _Cache()
+        self._items: Cache[bytes, list[Any]] = Cache(CACHE_SIZE)
+        self._values: Cache[bytes, Any] = Cache(CACHE_SIZE)
+        self._generations: Cache[bytes, int] = Cache(CACHE_SIZE)
 
     def _flat(self, oid: bytes) -> list[Any]:
         found = self._items.get(oid)
         return found if found is not None else self._items.put(oid, read_items(self.objects, oid))
+
+    def build_map(self, pending: Pending, items: Mapping[str, Entry]) -> bytes:
+        """Build a map tree of ``items`` (see :func:`ckptstore.trees.build_map`), remembered."""
+        flat = [x for key in sorted(items) for x in (key, items[key])]
+        oid = build_map(pending, [(key, items[key]) for key in sorted(items)])
+        self._items.put(oid, flat)
+        return oid
+
+    def build_list(self, pending: Pending, entries: list[Entry]) -> bytes:
+        """Build a list tree of ``entries`` (see :func:`ckptstore.trees.build_list`), remembered."""
+        oid = build_list(pending, entries)
+        self._items.put(oid, list(entries))
+        return oid
 
     def map(self, oid: bytes) -> dict[str, Entry]:
         """The entries of the map tree ``oid``, by key."""
