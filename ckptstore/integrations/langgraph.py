@@ -30,15 +30,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import threading
-import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from datetime import datetime
-from functools import partial
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig  # type: ignore[import-not-found, unused-ignore]
 from langgraph.checkpoint.base import (  # type: ignore[import-not-found, unused-ignore]
@@ -53,49 +49,22 @@ from langgraph.checkpoint.base import (  # type: ignore[import-not-found, unused
 from langgraph.checkpoint.serde.base import SerializerProtocol  # type: ignore[import-not-found, unused-ignore]
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer  # type: ignore[import-not-found, unused-ignore]
 
-from ckptstore.backends.base import RefUpdate
-from ckptstore.commits import CommitInfo, iter_history, now_iso
-from ckptstore.errors import InvalidOption, RefConflict, RefExists
+from ckptstore.integrations.lg_retention import Keeper
 from ckptstore.integrations.lg_threads import (
     EARLY,
-    PUT,
-    WRITES,
     Event,
     ThreadIndex,
-    event_notes,
-    parse_notes,
     parse_session,
     session_name,
     thread_sessions,
 )
 from ckptstore.integrations.lg_tree import TreeReader
 from ckptstore.integrations.lg_values import ValueCodec
+from ckptstore.integrations.lg_writer import Writer
 from ckptstore.location import store_file
-from ckptstore.objects import Commit, Kind, object_id, pack_canonical
-from ckptstore.refs import SESSION_PREFIX
 from ckptstore.store import Store
-from ckptstore.trees import Entry, store_value
 
 __all__ = ["CkptSaver"]
-
-MAX_ATTEMPTS: Final = 200
-_SPLIT: Final = ("channel_values", "channel_versions", "versions_seen")
-
-
-def _entry(pending: dict[bytes, tuple[Kind, bytes]], value: Any) -> Entry:
-    return store_value(pending, value, pack_canonical(value))
-
-
-def _stamp(ts: Any) -> str:
-    """A checkpoint's ``ts`` as a commit time, or now if it is not an ISO 8601 time."""
-    if isinstance(ts, str):
-        try:
-            datetime.fromisoformat(ts)
-        except ValueError:
-            pass
-        else:
-            return ts
-    return now_iso()
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
@@ -106,21 +75,6 @@ def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
             "checkpoint_id": checkpoint_id,
         }
     }
-
-
-def _is(kept: bytes | None, info: CommitInfo, oid: bytes) -> bool:
-    """Keep only commit ``kept`` (a prune that keeps the newest checkpoint)."""
-    return oid == kept
-
-
-def _spared(doomed: set[str], info: CommitInfo, oid: bytes) -> bool:
-    """Keep every commit but the events of checkpoints in ``doomed``."""
-    parsed = parse_notes(info.notes)
-    return parsed is None or parsed[1] not in doomed
-
-
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
 
 
 class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
@@ -155,6 +109,8 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
         self._trees = TreeReader(self.store.objects, self._codec)
         self._index = ThreadIndex(self.store.objects, self.store.refs)
         self._lock = threading.RLock()
+        self._keeper = Keeper(self.store, self._index, self._trees, self._lock)
+        self._writer = Writer(self.store, self._index, self._trees, self._codec, self._lock)
 
     def close(self) -> None:
         """Close the store if the saver opened it."""
@@ -240,7 +196,7 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
             pending_writes=loaded.writes,
         )
 
-    # --- writing ------------------------------------------------------------------------
+    # --- writing (lg_writer) --------------------------------------------------------------
 
     def put(
         self,
@@ -252,54 +208,9 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
         """Store a checkpoint; its parent is the ``checkpoint_id`` ``config`` holds."""
         conf = config["configurable"]
         thread_id, ns = str(conf["thread_id"]), conf.get("checkpoint_ns", "")
-        parent_id = conf.get("checkpoint_id")
-        session = session_name(thread_id, ns)
-        cid = checkpoint["id"]
-        codec, fixed = self._codec, {}
-        pending: dict[bytes, tuple[Kind, bytes]] = {}
-        header = {k: v for k, v in checkpoint.items() if k not in _SPLIT}
-        for name, value in (
-            ("checkpoint", header),
-            ("channel_versions", checkpoint["channel_versions"]),
-            ("versions_seen", checkpoint["versions_seen"]),
-            ("metadata", full := get_checkpoint_metadata(config, metadata)),
-        ):
-            fixed[name] = codec.encode(pending, value, ordered=False)
-        fixed["parent"] = codec.encode(pending, parent_id)
-        notes = event_notes(PUT, cid, f"step {full.get('step')} ({full.get('source')})")
-        values, versions = checkpoint["channel_values"], checkpoint["channel_versions"]
-        for attempt in range(MAX_ATTEMPTS):
-            with self._lock:
-                events = self._index.events(session)
-                head = self._index.head(session)
-                parent = events.get(parent_id) if parent_id else None
-                reuse, seen = (
-                    self._trees.channels(parent.tree)
-                    if parent is not None and parent.kind != EARLY
-                    else ({}, {})
-                )
-                built = dict(pending)
-                channels = {}
-                for channel, value in values.items():
-                    same = channel in versions and seen.get(channel) == versions[channel]
-                    if same and channel not in new_versions and channel in reuse:
-                        channels[channel] = reuse[channel]  # unchanged: not even encoded
-                    else:
-                        channels[channel] = codec.encode(built, value)
-                meta = dict(fixed)
-                prior = events.get(cid)
-                writes = self._trees.meta(prior.tree).get("pending_writes") if prior else None
-                if writes is not None:
-                    meta["pending_writes"] = writes  # writes that came first are kept
-                trees = self._trees
-                top = {"meta": trees.build_map(built, meta)}
-                top["variables"] = trees.build_map(built, channels)
-                root = trees.build_map(built, top)
-                stamp = _stamp(header.get("ts"))
-                if self._publish(session, head, root, built, PUT, cid, notes, stamp):
-                    return _config(thread_id, ns, cid)
-            _backoff(attempt)
-        raise RefConflict(SESSION_PREFIX + session, None, None, MAX_ATTEMPTS)
+        full = get_checkpoint_metadata(config, metadata)
+        self._writer.put(thread_id, ns, conf.get("checkpoint_id"), checkpoint, full, new_versions)
+        return _config(thread_id, ns, checkpoint["id"])
 
     def put_writes(
         self,
@@ -314,101 +225,24 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
         ones (error, interrupt, resume, scheduled) are replaced.
         """
         conf = config["configurable"]
-        thread_id, ns = str(conf["thread_id"]), conf.get("checkpoint_ns", "")
-        session, cid = session_name(thread_id, ns), conf["checkpoint_id"]
-        codec = self._codec
-        values: dict[bytes, tuple[Kind, bytes]] = {}
-        fresh = []
-        known: dict[bytes, tuple[str, str, int]] = {}  # the new records' sort keys
-        for idx, (channel, value) in enumerate(writes):
-            key = (task_id, WRITES_IDX_MAP.get(channel, idx))
-            fields = {"channel": channel, "idx": key[1], "task_id": task_id, "task_path": task_path}
-            items = [(k, _entry(values, v)) for k, v in fields.items()]
-            items.append(("value", codec.encode(values, value)))
-            record = self._trees.build_map(values, dict(items))
-            fresh.append((key, record))
-            known[record] = (task_path, task_id, key[1])
-        channels = ", ".join(sorted({channel for channel, _ in writes})) or "nothing"
-        for attempt in range(MAX_ATTEMPTS):
-            with self._lock:
-                events = self._index.events(session)
-                head = self._index.head(session)
-                prior = events.get(cid)
-                top = self._trees.root(prior.tree) if prior is not None else {}
-                meta = self._trees.map(top["meta"]) if "meta" in top else {}
-                records = {
-                    self._trees.write_key(r): r
-                    for r in self._trees.list(meta["pending_writes"])
-                } if "pending_writes" in meta else {}  # fmt: skip
-                before = dict(records)
-                for key, record in fresh:
-                    if key[1] < 0 or key not in records:
-                        records[key] = record
-                if records == before:
-                    return  # already stored: writes are idempotent
-                built = dict(values)
-                order = sorted(
-                    records.values(), key=lambda r: known.get(r) or self._trees.write_order(r)
-                )
-                meta["pending_writes"] = self._trees.build_list(built, order)
-                top = {**top, "meta": self._trees.build_map(built, meta)}
-                kind = EARLY if prior is None or prior.kind == EARLY else WRITES
-                notes = event_notes(kind, cid, f"task {task_id} wrote {channels}")
-                root = self._trees.build_map(built, top)
-                if self._publish(session, head, root, built, kind, cid, notes, now_iso()):
-                    return
-            _backoff(attempt)
-        raise RefConflict(SESSION_PREFIX + session, None, None, MAX_ATTEMPTS)
-
-    def _publish(
-        self,
-        session: str,
-        head: bytes | None,
-        root: bytes,
-        pending: dict[bytes, tuple[Kind, bytes]],
-        kind: str,
-        cid: str,
-        notes: str,
-        created_at: str,
-    ) -> bool:
-        """Write one event commit on ``head``; false if the session moved meanwhile."""
-        generation = self._trees.generation(head) + 1 if head is not None else 1
-        commit = Commit(
-            tree=root,
-            parents=(head,) if head is not None else (),
-            created_at=created_at,
-            session=session,
-            notes=notes,
-            generation=generation,
+        indexed = [
+            (channel, WRITES_IDX_MAP.get(channel, idx), value)
+            for idx, (channel, value) in enumerate(writes)
+        ]
+        self._writer.put_writes(
+            str(conf["thread_id"]),
+            conf.get("checkpoint_ns", ""),
+            conf["checkpoint_id"],
+            indexed,
+            task_id,
+            task_path,
         )
-        data = commit.to_bytes()
-        oid = object_id(Kind.COMMIT, data)
-        pending[oid] = (Kind.COMMIT, data)
-        if not self.store.publish(session, head, oid, pending, f"commit: {notes}"):
-            self._codec.forget()  # entries it reused may name objects that never landed
-            return False
-        self._trees.remember_generation(oid, generation)
-        self._index.record(session, head, Event(oid, root, kind, cid))
-        return True
 
-    # --- threads: delete, copy, prune -----------------------------------------------------
+    # --- threads: delete, copy, prune (lg_retention) -------------------------------------
 
     def delete_thread(self, thread_id: str) -> None:
         """Remove every namespace of a thread (``ckpt gc`` later frees the space)."""
-        for attempt in range(MAX_ATTEMPTS):
-            with self._lock:
-                sessions = thread_sessions(self.store.refs, str(thread_id))
-                updates = [
-                    RefUpdate(SESSION_PREFIX + name, oid, None, "langgraph: delete thread")
-                    for name, oid in sessions.items()
-                ]
-                done = not updates or self.store.backend.write([], updates).ok
-                for name in sessions:
-                    self._index.forget(name)
-                if done:
-                    return
-            _backoff(attempt)
-        raise RefConflict(SESSION_PREFIX + session_name(str(thread_id)), None, None, MAX_ATTEMPTS)
+        self._keeper.delete_thread(str(thread_id))
 
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Make ``target_thread_id`` a copy of ``source_thread_id``: new refs, nothing copied.
@@ -416,19 +250,7 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
         Raises:
             RefExists: if the target thread already has checkpoints.
         """
-        target = str(target_thread_id)
-        with self._lock:
-            updates = []
-            for name, oid in thread_sessions(self.store.refs, str(source_thread_id)).items():
-                parsed = parse_session(name)
-                assert parsed is not None  # thread_sessions returns parsed names only
-                full = SESSION_PREFIX + session_name(target, parsed[1])
-                current = self.store.backend.get_ref(full)
-                if current is not None:
-                    raise RefExists(full, current.hex())
-                updates.append(RefUpdate(full, None, oid, f"langgraph: copy of {source_thread_id}"))
-            if updates and not self.store.backend.write([], updates).ok:
-                raise RefConflict(updates[0].name, None, None, 1)
+        self._keeper.copy_thread(str(source_thread_id), str(target_thread_id))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only each namespace's newest checkpoint (``keep_latest``), or ``delete`` all.
@@ -436,82 +258,11 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
         Raises:
             InvalidOption: for another strategy.
         """
-        if strategy not in ("keep_latest", "delete"):
-            raise InvalidOption("strategy", strategy, "must be 'keep_latest' or 'delete'")
-        for thread_id in thread_ids:
-            if strategy == "delete":
-                self.delete_thread(thread_id)
-                continue
-            for name in thread_sessions(self.store.refs, str(thread_id)):
-                with self._lock:
-                    events = self._index.events(name)
-                    stored = [cid for cid, event in events.items() if event.kind != EARLY]
-                    newest = events[max(stored)].commit if stored else None
-                self._rewrite(name, partial(_is, newest))
+        self._keeper.prune([str(t) for t in thread_ids], strategy)
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Remove the checkpoints (and their writes) whose metadata ``run_id`` is listed."""
-        targets = set(run_ids)
-        if not targets:
-            return
-        for name in thread_sessions(self.store.refs):
-            with self._lock:
-                doomed = {
-                    cid
-                    for cid, event in self._index.events(name).items()
-                    if event.kind != EARLY
-                    and self._trees.metadata(event.tree).get("run_id") in targets
-                }
-            if doomed:
-                self._rewrite(name, partial(_spared, doomed))
-
-    def _rewrite(self, session: str, keep: Callable[[CommitInfo, bytes | None], bool]) -> None:
-        """Rebuild a session's log without the commits ``keep`` rejects (same trees)."""
-        for attempt in range(MAX_ATTEMPTS):
-            with self._lock:
-                head = self.store.refs.session_head(session)
-                if head is None:
-                    return
-                with self.store.backend.reading():
-                    chain = list(iter_history(self.store.objects, head))[::-1]
-                parent: bytes | None = None
-                generation, changed = 0, False
-                built: dict[bytes, tuple[Kind, bytes]] = {}
-                for info in chain:
-                    oid = bytes.fromhex(info.id)
-                    if not keep(info, oid):
-                        changed = True
-                        continue
-                    generation += 1
-                    if not changed:
-                        parent = oid
-                        continue
-                    commit = Commit(
-                        tree=bytes.fromhex(info.tree),
-                        parents=(parent,) if parent is not None else (),
-                        created_at=info.created_at,
-                        session=session,
-                        notes=info.notes,
-                        agent_id=info.agent_id,
-                        agent_tier=info.agent_tier,
-                        estimated_tokens=info.estimated_tokens,
-                        generation=generation,
-                    )
-                    data = commit.to_bytes()
-                    parent = object_id(Kind.COMMIT, data)
-                    built[parent] = (Kind.COMMIT, data)
-                if not changed:
-                    return
-                if parent is None:
-                    update = RefUpdate(SESSION_PREFIX + session, head, None, "langgraph: prune")
-                    done = self.store.backend.write([], [update]).ok
-                else:
-                    done = self.store.publish(session, head, parent, built, "langgraph: prune")
-                self._index.forget(session)
-                if done:
-                    return
-            _backoff(attempt)
-        raise RefConflict(SESSION_PREFIX + session, None, None, MAX_ATTEMPTS)
+        self._keeper.delete_for_runs(run_ids)
 
     # --- async: the sync methods in a worker thread ------------------------------------------
 

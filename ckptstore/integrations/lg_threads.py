@@ -22,6 +22,8 @@ reads only the events added since it last looked.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -32,11 +34,13 @@ from ckptstore.refs import SESSION_PREFIX, Refs, check_name
 __all__ = [
     "EARLY",
     "KINDS",
+    "MAX_ATTEMPTS",
     "PREFIX",
     "PUT",
     "WRITES",
     "Event",
     "ThreadIndex",
+    "backoff",
     "event_notes",
     "parse_notes",
     "parse_session",
@@ -45,6 +49,8 @@ __all__ = [
 ]
 
 PREFIX: Final = "langgraph/"
+MAX_ATTEMPTS: Final = 200
+"""Times a write is rebuilt on a session head that another writer moved meanwhile."""
 PUT: Final = "checkpoint"
 WRITES: Final = "writes"
 EARLY: Final = "early-writes"
@@ -117,6 +123,11 @@ def thread_sessions(refs: Refs, thread_id: str | None = None) -> dict[str, bytes
         if parsed is not None and (thread_id is None or parsed[0] == thread_id):
             found[session] = oid
     return found
+
+
+def backoff(attempt: int) -> None:
+    """Wait a little, at random, before rebuilding a write that lost a race."""
+    time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
 
 
 def event_notes(kind: str, checkpoint_id: str, detail: str) -> str:
