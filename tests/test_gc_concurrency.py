@@ -1,7 +1,7 @@
 """gc against real processes: writers committing while gc loops, and gc killed with SIGKILL.
 
-The stress test runs ``CKPT_GC_STRESS_ROUNDS`` gc rounds (default 200; set it higher to
-soak). gc runs with no grace period and with every age measured a few seconds ahead,
+The stress test runs ``CKPT_GC_STRESS_ROUNDS`` gc rounds (default 200, about 5 s; 1,000
+rounds take about 3 minutes). gc runs with no grace period and with every age measured a few seconds ahead,
 so only its exact re-mark under the write lock protects what writers reuse: before
 each commit, a writer stores the very same tasks in a throwaway session and drops it,
 so the commit either reuses that garbage (if gc has not collected it yet) or writes it
@@ -21,6 +21,7 @@ import textwrap
 import time
 import traceback
 from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
@@ -42,14 +43,20 @@ def tasks_for(writer: int, i: int) -> list[dict[str, Any]]:
     ]
 
 
-def writer(store_dir: str, number: int, stop: Event, out: Queue[Any]) -> None:
+def writer(
+    store_dir: str, number: int, rounds: Synchronized[int], stop: Event, out: Queue[Any]
+) -> None:
     ids: list[str] = []
     reused = rewritten = 0
     rng = random.Random(number)
     try:
         with Store.open(store_dir) as store:
             i = 0
-            while not stop.is_set() or i < 20:
+            while not stop.is_set():
+                # At most one step per gc round: the store (and each round's mark) grows
+                # with the rounds, not with how fast this machine commits.
+                while rounds.value < i and not stop.is_set():
+                    time.sleep(0.001)
                 scratch = f"scratch{number}"
                 store.commit({"tasks": tasks_for(number, i)}, session=scratch)
                 drop_session(store, scratch)  # its objects are garbage now
@@ -71,7 +78,9 @@ def writer(store_dir: str, number: int, stop: Event, out: Queue[Any]) -> None:
         out.put((number, ids, reused, rewritten, traceback.format_exc()))
 
 
-def collector(store_dir: str, rounds: int, stop: Event, out: Queue[Any]) -> None:
+def collector(
+    store_dir: str, rounds: int, counter: Synchronized[int], stop: Event, out: Queue[Any]
+) -> None:
     done = removed = 0
     try:
         with Store.open(store_dir) as store:
@@ -79,6 +88,7 @@ def collector(store_dir: str, rounds: int, stop: Event, out: Queue[Any]) -> None
                 stats = store.gc(grace=0, reflog_expiry=0, now=time.time() + 3)
                 removed += stats.objects_removed
                 done += 1
+                counter.value = done
         stop.set()
         out.put(("gc", done, removed, None))
     except BaseException:
@@ -89,10 +99,12 @@ def collector(store_dir: str, rounds: int, stop: Event, out: Queue[Any]) -> None
 def test_commits_racing_a_gc_loop_all_survive(store_dir: Path) -> None:
     out: Queue[Any] = CTX.Queue()
     stop = CTX.Event()
+    counter = CTX.Value("i", 0)
     procs = [
-        CTX.Process(target=writer, args=(str(store_dir), n, stop, out)) for n in range(WRITERS)
+        CTX.Process(target=writer, args=(str(store_dir), n, counter, stop, out))
+        for n in range(WRITERS)
     ]
-    procs.append(CTX.Process(target=collector, args=(str(store_dir), ROUNDS, stop, out)))
+    procs.append(CTX.Process(target=collector, args=(str(store_dir), ROUNDS, counter, stop, out)))
     for proc in procs:
         proc.start()
     results: dict[Any, tuple[Any, ...]] = {}
