@@ -521,3 +521,20 @@ def test_json_values_are_readable_in_the_store(tmp_path: Path) -> None:
         stored = store.load("langgraph/t")["variables"]
     assert stored["plan"] == {"$order": ["b", "a"], "a": [1, 2], "b": 1}
     assert set(stored["point"]) == {"$serde", "$data"}  # LangGraph's serializer's bytes
+
+
+def test_an_allowlist_clone_decodes_with_its_own_serializer(tmp_path: Path) -> None:
+    strict = JsonPlusSerializer(allowed_msgpack_modules=None)  # LANGGRAPH_STRICT_MSGPACK
+    with CkptSaver(tmp_path / "s", serde=strict) as saver:
+        put(saver, "t", {"point": Point(1, 2)})
+        config: Any = {"configurable": {"thread_id": "t"}}
+        blocked = saver.get_tuple(config)
+        assert blocked is not None
+        assert blocked.checkpoint["channel_values"]["point"] != Point(1, 2)
+        allowed = saver.with_allowlist([("test_langgraph_saver", "Point")])
+        assert allowed is not saver
+        tup = allowed.get_tuple(config)  # the same store and index, its own serializer
+        assert tup is not None
+        assert tup.checkpoint["channel_values"]["point"] == Point(1, 2)
+        allowed.close()  # leaves the shared store open
+        assert saver.get_tuple(config) is not None

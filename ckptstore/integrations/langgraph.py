@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -104,13 +104,27 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
             path = Path(store)
             self.store = Store.open(path) if store_file(path).is_file() else Store.init(path)
             self._owned = True
-        plain = isinstance(self.serde, JsonPlusSerializer)
-        self._codec = ValueCodec(self.serde, plain=plain)
+        self._wire(ThreadIndex(self.store.objects, self.store.refs), threading.RLock())
+
+    def _wire(self, index: ThreadIndex, lock: threading.RLock) -> None:
+        """Build the parts that depend on ``self.serde``, around a thread index and lock."""
+        self._index, self._lock = index, lock
+        self._codec = ValueCodec(self.serde, plain=isinstance(self.serde, JsonPlusSerializer))
         self._trees = TreeReader(self.store.objects, self._codec)
-        self._index = ThreadIndex(self.store.objects, self.store.refs)
-        self._lock = threading.RLock()
-        self._keeper = Keeper(self.store, self._index, self._trees, self._lock)
-        self._writer = Writer(self.store, self._index, self._trees, self._codec, self._lock)
+        self._keeper = Keeper(self.store, index, self._trees, lock)
+        self._writer = Writer(self.store, index, self._trees, self._codec, lock)
+
+    def with_allowlist(self, extra_allowlist: Collection[tuple[str, ...]]) -> CkptSaver:
+        """A saver whose serializer also allows these types (LangGraph's strict msgpack).
+
+        It shares this saver's store, index and lock, and leaves the store open when
+        closed.
+        """
+        clone = cast(CkptSaver, super().with_allowlist(extra_allowlist))
+        if clone is not self:
+            clone._owned = False
+            clone._wire(self._index, self._lock)
+        return clone
 
     def close(self) -> None:
         """Close the store if the saver opened it."""
