@@ -1,11 +1,12 @@
 """gc against real processes: writers committing while gc loops, and gc killed with SIGKILL.
 
 The stress test runs ``CKPT_GC_STRESS_ROUNDS`` gc rounds (default 200, about 5 s; 1,000
-rounds take about 3 minutes). gc runs with no grace period and with every age measured a few seconds ahead,
-so only its exact re-mark under the write lock protects what writers reuse: before
-each commit, a writer stores the very same tasks in a throwaway session and drops it,
-so the commit either reuses that garbage (if gc has not collected it yet) or writes it
-again, and sometimes gc collects it between the writer's existence check and its write.
+rounds take about 3 minutes). gc runs with no grace period and with every age measured
+a few seconds ahead, so only its exact re-mark under the write lock protects what
+writers reuse: before each commit, a writer stores the very same tasks in a throwaway
+session and drops it, so the commit either reuses that garbage (if gc has not collected
+it yet) or writes it again, and sometimes gc collects it between the writer's existence
+check and its write.
 """
 
 from __future__ import annotations
