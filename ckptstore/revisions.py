@@ -155,11 +155,18 @@ def resolve_revision(objects: ObjectStore, refs: Refs, text: str) -> bytes:
             if base == refs.current_session():
                 raise EmptySession(base, others=list(refs.sessions()))
             raise RevisionNotFound(text, candidates=_candidates(refs))
+    # ~N counts the checkpoints `ckpt log` lists: across a prune cut it continues at the
+    # nearest kept ancestor, as the log does.
+    marks = objects.backend.prune_marks() if back else {}
     for step in range(back):
         commit = read_commit(objects, oid)
-        if not commit.parents:
+        mark = marks.get(oid)
+        parent = mark.next if mark is not None else (commit.parents[0] if commit.parents else None)
+        if parent is None:
+            why = "the rest was pruned" if mark is not None else "that is the first"
             raise RevisionNotFound(
-                text, detail=f"the history has only {step} checkpoint(s) before {base}"
+                text,
+                detail=f"the history has only {step} checkpoint(s) before {base}; {why}",
             )
-        oid = commit.parents[0]
+        oid = parent
     return oid

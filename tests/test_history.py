@@ -207,3 +207,17 @@ def test_paths_parse_and_format_back(text: str, segments: tuple[str, ...]) -> No
 def test_malformed_paths_are_rejected(bad: str) -> None:
     with pytest.raises(InvalidPath):
         parse_path(bad)
+
+
+def test_ancestry_refs_follow_the_log_across_a_prune_cut(store: Store) -> None:
+    import time
+
+    from ckptstore import RetentionPolicy
+
+    for i in range(8):
+        store.commit(variables={"i": i})
+    store.prune(RetentionPolicy(last=3), grace=0, now=time.time() + 5)
+    assert store.load("HEAD~2")["variables"] == {"i": 5}
+    assert [c.key for c in store.diff("HEAD~2", "HEAD")] == ["i"]
+    with pytest.raises(RevisionNotFound, match="pruned"):
+        store.load("HEAD~3")
