@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 
 from ckptstore.backends.base import RefUpdate
@@ -36,25 +35,30 @@ from ckptstore.store import Store
 __all__ = ["Keeper"]
 
 
-def _is(kept: bytes | None, info: CommitInfo, oid: bytes) -> bool:
-    """Keep only commit ``kept`` (a prune that keeps the newest checkpoint)."""
-    return oid == kept
+Plan = Callable[[list[CommitInfo]], set[str]]
+"""Given a session's commits (oldest first), the ids of those to keep."""
 
 
-def _spared(doomed: set[str], info: CommitInfo, oid: bytes) -> bool:
-    """Keep every commit but the events of checkpoints in ``doomed``."""
-    parsed = parse_notes(info.notes)
-    return parsed is None or parsed[1] not in doomed
+def _newest_only(chain: list[CommitInfo]) -> set[str]:
+    """Keep the newest event of the newest checkpoint (``prune(strategy="keep_latest")``)."""
+    newest: dict[str, str] = {}
+    for info in chain:
+        parsed = parse_notes(info.notes)
+        if parsed is not None and parsed[0] != EARLY:
+            newest[parsed[1]] = info.id
+    return {newest[max(newest)]} if newest else set()
 
 
-@dataclass(frozen=True, slots=True)
 class Keeper:
     """Thread-level operations of the saver, over its store, index and lock."""
 
-    store: Store
-    index: ThreadIndex
-    trees: TreeReader
-    lock: threading.RLock
+    def __init__(
+        self, store: Store, index: ThreadIndex, trees: TreeReader, lock: threading.RLock
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.trees = trees
+        self.lock = lock
 
     def delete_thread(self, thread_id: str) -> None:
         """Remove every namespace of a thread: its refs (``ckpt gc`` frees the space)."""
@@ -105,30 +109,37 @@ class Keeper:
                 self.delete_thread(thread_id)
                 continue
             for name in thread_sessions(self.store.refs, thread_id):
-                with self.lock:
-                    events = self.index.events(name)
-                    stored = [cid for cid, event in events.items() if event.kind != EARLY]
-                    newest = events[max(stored)].commit if stored else None
-                self._rewrite(name, partial(_is, newest))
+                self._rewrite(name, _newest_only)
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Remove the checkpoints (and their writes) whose metadata ``run_id`` is listed."""
         targets = set(run_ids)
-        if not targets:
-            return
-        for name in thread_sessions(self.store.refs):
-            with self.lock:
-                doomed = {
-                    cid
-                    for cid, event in self.index.events(name).items()
-                    if event.kind != EARLY
-                    and self.trees.metadata(event.tree).get("run_id") in targets
-                }
-            if doomed:
-                self._rewrite(name, partial(_spared, doomed))
+        if targets:
+            for name in thread_sessions(self.store.refs):
+                self._rewrite(name, partial(self._spared, targets))
 
-    def _rewrite(self, session: str, keep: Callable[[CommitInfo, bytes | None], bool]) -> None:
-        """Rebuild a session's log without the commits ``keep`` rejects (same trees)."""
+    def _spared(self, targets: set[str], chain: list[CommitInfo]) -> set[str]:
+        """Keep every commit but the events of checkpoints whose ``run_id`` is in ``targets``."""
+        doomed: set[str] = set()
+        for info in chain:
+            parsed = parse_notes(info.notes)
+            if parsed is not None and parsed[0] != EARLY:
+                run = self.trees.metadata(bytes.fromhex(info.tree)).get("run_id")
+                if run in targets:
+                    doomed.add(parsed[1])
+        spared: set[str] = set()
+        for info in chain:
+            parsed = parse_notes(info.notes)
+            if parsed is None or parsed[1] not in doomed:
+                spared.add(info.id)
+        return spared
+
+    def _rewrite(self, session: str, plan: Plan) -> None:
+        """Rebuild a session's log with only the commits ``plan`` keeps (same trees).
+
+        The plan sees the log as it is when the session's ref is compared and swapped,
+        so an event another writer adds meanwhile is never dropped unseen.
+        """
         for attempt in range(MAX_ATTEMPTS):
             with self.lock:
                 head = self.store.refs.session_head(session)
@@ -136,12 +147,13 @@ class Keeper:
                     return
                 with self.store.backend.reading():
                     chain = list(iter_history(self.store.objects, head))[::-1]
+                keep = plan(chain)
                 parent: bytes | None = None
                 generation, changed = 0, False
                 built: dict[bytes, tuple[Kind, bytes]] = {}
                 for info in chain:
                     oid = bytes.fromhex(info.id)
-                    if not keep(info, oid):
+                    if info.id not in keep:
                         changed = True
                         continue
                     generation += 1
