@@ -192,6 +192,58 @@ def test_the_async_methods_drive_a_graph(saver: CkptSaver) -> None:
     asyncio.run(run())
 
 
+class Log(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+def ask(state: Log) -> dict[str, Any]:
+    return {"log": [f"answer {interrupt('ok?')}"]}
+
+
+def nested_graph() -> StateGraph:
+    inner = StateGraph(Log)
+    inner.add_node("think", lambda state: {"log": ["thought"]})
+    inner.add_node("ask", ask)
+    inner.add_edge(START, "think")
+    inner.add_edge("think", "ask")
+    inner.add_edge("ask", END)
+    outer = StateGraph(Log)
+    outer.add_node("start", lambda state: {"log": ["start"]})
+    outer.add_node("child", inner.compile())
+    outer.add_edge(START, "start")
+    outer.add_edge("start", "child")
+    outer.add_edge("child", END)
+    return outer
+
+
+def drive(checkpointer: Any) -> list[Any]:
+    """Run the nested graph through an interrupt; what a user sees along the way."""
+    graph = nested_graph().compile(checkpointer=checkpointer)
+    config: Any = {"configurable": {"thread_id": "nested"}}
+    seen: list[Any] = [graph.invoke({"log": []}, config)["log"]]
+    state = graph.get_state(config, subgraphs=True)
+    seen.append((state.next, state.tasks[0].state.values, state.tasks[0].state.next))
+    seen.append(graph.invoke(Command(resume="yes"), config))
+    seen.append(
+        [
+            (h.metadata["step"], h.metadata["source"], h.next)
+            for h in graph.get_state_history(config)
+        ]
+    )
+    namespaces = {t.config["configurable"]["checkpoint_ns"] for t in checkpointer.list(config)}
+    seen.append(sorted(ns.split(":")[0] for ns in namespaces))
+    return seen
+
+
+def test_a_subgraph_behaves_as_with_langgraphs_own_saver(saver: CkptSaver) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    assert drive(saver) == drive(InMemorySaver())
+    sessions = sorted(saver.store.sessions())
+    assert sessions[0] == "langgraph/nested"
+    assert sessions[1].startswith("langgraph/nested/child%3A")  # the subgraph's namespace
+
+
 # --- dedup, counted in objects --------------------------------------------------------------
 
 
