@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import importlib.util
 import itertools
 import json
 import operator
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -591,3 +593,25 @@ def test_an_allowlist_clone_decodes_with_its_own_serializer(tmp_path: Path) -> N
         assert tup.checkpoint["channel_values"]["point"] == Point(1, 2)
         allowed.close()  # leaves the shared store open
         assert saver.get_tuple(config) is not None
+
+
+def test_the_benchmark_runs_both_savers_on_the_same_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "langgraph_loop.py"
+    spec = importlib.util.spec_from_file_location("langgraph_loop", path)
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "langgraph_loop", bench)  # LangGraph reads its hints
+    spec.loader.exec_module(bench)
+    out = tmp_path / "figures.json"
+    argv = ["--steps", "4", "--threads", "2", "--fleet-steps", "3", "--json", str(out)]
+    assert bench.main(argv) == 0
+    figures = json.loads(out.read_text())
+    for scenario, threads, steps in (("loop", 1, 4), ("fleet", 2, 3)):
+        sqlite, ours = figures[scenario]
+        assert (sqlite["saver"], ours["saver"]) == ("SqliteSaver", "CkptSaver")
+        assert sqlite["checkpoints"] == ours["checkpoints"] == threads * (steps + 2)
+        assert ours["ckptstore"]["objects"]["commit"] >= ours["checkpoints"]
+        assert sqlite["ckptstore"] is None
