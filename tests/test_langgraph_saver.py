@@ -396,6 +396,20 @@ def test_writes_that_arrive_before_their_checkpoint_are_kept(saver: CkptSaver) -
     assert tup.pending_writes == [("task-1", "ch", "early")]
 
 
+def test_a_second_saver_sees_what_the_first_deleted_and_pruned(tmp_path: Path) -> None:
+    with CkptSaver(tmp_path / "s") as first, CkptSaver(tmp_path / "s") as second:
+        for thread in ("gone", "pruned"):
+            parent = put(first, thread, {"n": 1})
+            put(first, thread, {"n": 2}, parent=parent, versions={"n": 2})
+        config: Any = {"configurable": {"thread_id": "pruned"}}
+        assert len(list(second.list(config))) == 2  # second has read both threads
+        assert second.get_tuple({"configurable": {"thread_id": "gone"}}) is not None
+        first.delete_thread("gone")
+        first.prune(["pruned"])
+        assert second.get_tuple({"configurable": {"thread_id": "gone"}}) is None
+        assert [t.checkpoint["channel_values"] for t in second.list(config)] == [{"n": 2}]
+
+
 def test_concurrent_writers_on_one_thread_lose_nothing(tmp_path: Path) -> None:
     with Store.init(tmp_path / "s") as store, CkptSaver(store) as saver:
         first = put(saver, "t", {"x": 1})

@@ -209,8 +209,8 @@ class ThreadIndex:
                 event = self._parsed[oid]
                 if event is not None:
                     new.append(event)
-        if not reached or state.head is None:
-            # The history was rewritten (a prune, a deletion): start over.
+        if not reached or state.head is None or head is None:
+            # The history was rewritten (a prune) or deleted: start over.
             state = self._sessions[name] = _Session()
         state.head = head
         for event in reversed(new):
