@@ -37,7 +37,13 @@ from langgraph.types import Command, interrupt  # noqa: E402
 from ckptstore import Store  # noqa: E402
 from ckptstore.errors import InvalidRefName  # noqa: E402
 from ckptstore.integrations.langgraph import CkptSaver  # noqa: E402
-from ckptstore.integrations.lg_threads import parse_session, session_name  # noqa: E402
+from ckptstore.integrations.lg_threads import (  # noqa: E402
+    WRITES,
+    event_notes,
+    parse_notes,
+    parse_session,
+    session_name,
+)
 from ckptstore.integrations.lg_values import ValueCodec  # noqa: E402
 from ckptstore.refs import check_name  # noqa: E402
 from ckptstore.trees import fetch_closure, read_items, resolve  # noqa: E402
@@ -478,6 +484,25 @@ def test_ckpt_commands_work_on_a_langgraph_store(tmp_path: Path) -> None:
 
 
 # --- names and values ---------------------------------------------------------------------
+
+
+@given(st.text(st.characters(exclude_categories=["Cs"])))
+def test_event_notes_name_any_checkpoint_id(checkpoint_id: str) -> None:
+    notes = event_notes(WRITES, checkpoint_id, "task t wrote a: b")
+    assert parse_notes(notes) == (WRITES, checkpoint_id)
+    assert parse_notes("langgraph: something else") is None
+
+
+def test_a_checkpoint_id_with_spaces_and_colons_is_found(saver: CkptSaver) -> None:
+    checkpoint = empty_checkpoint()
+    checkpoint["id"] = "step 3: review"
+    config: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+    saver.put(config, checkpoint, {"step": 3}, {})
+    found = saver.get_tuple(
+        {"configurable": {**config["configurable"], "checkpoint_id": "step 3: review"}}
+    )
+    assert found is not None
+    assert found.metadata == {"step": 3}
 
 
 @given(st.text(), st.text())

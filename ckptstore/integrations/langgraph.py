@@ -197,7 +197,7 @@ class CkptSaver(BaseCheckpointSaver[int]):  # type: ignore[misc, unused-ignore]
 
     def _matches(self, event: Event, wanted: Mapping[str, Any]) -> bool:
         metadata = self._trees.metadata(event.tree)
-        return all(key in metadata and metadata[key] == value for key, value in wanted.items())
+        return all(metadata.get(key) == value for key, value in wanted.items())
 
     def _tuple(self, thread_id: str, ns: str, event: Event) -> CheckpointTuple:
         loaded = self._trees.checkpoint(event.tree)

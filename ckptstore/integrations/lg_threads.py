@@ -131,8 +131,11 @@ def backoff(attempt: int) -> None:
 
 
 def event_notes(kind: str, checkpoint_id: str, detail: str) -> str:
-    """The notes of an event commit: ``langgraph <kind> <checkpoint id>: <detail>``."""
-    return f"langgraph {kind} {checkpoint_id}: {detail}"
+    """The notes of an event commit: ``langgraph <kind> <checkpoint id>: <detail>``.
+
+    The id is percent-encoded like a thread id (a LangGraph id, a UUID, is unchanged).
+    """
+    return f"langgraph {kind} {_quote(checkpoint_id)}: {detail}"
 
 
 def parse_notes(notes: str) -> tuple[str, str] | None:
@@ -142,7 +145,8 @@ def parse_notes(notes: str) -> tuple[str, str] | None:
         return None
     if not parts[2].endswith(":"):
         return None
-    return parts[1], parts[2][:-1]
+    checkpoint_id = _unquote(parts[2][:-1])
+    return (parts[1], checkpoint_id) if checkpoint_id is not None else None
 
 
 @dataclass(frozen=True, slots=True)
