@@ -47,9 +47,12 @@ def find_store(
     """Return the directory of the store to use.
 
     ``path`` wins, then ``CKPT_STORE``, then the nearest ``.ckpt`` at or above ``cwd``.
+    The search stops at a ``.ckpt`` that is a dangling symbolic link rather than pass
+    it by for a store further up.
 
     Raises:
-        StoreNotFound: if there is no store there.
+        StoreNotFound: if there is no store there, or the nearest ``.ckpt`` is a dangling
+            symbolic link.
     """
     environ = os.environ if env is None else env
     if path is not None:
@@ -61,4 +64,8 @@ def find_store(
         candidate = directory / STORE_DIR
         if store_file(candidate).is_file():
             return candidate
+        if candidate.is_symlink() and not candidate.exists():
+            # Its store is unreachable (an unmounted volume, a moved directory): going
+            # on upwards would silently write to some other store.
+            raise StoreNotFound(str(candidate), reason="it is a dangling symbolic link")
     raise StoreNotFound(str(start), searched_parents=True)

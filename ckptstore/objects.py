@@ -22,7 +22,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, NewType, TypeAlias
+from typing import Any, Final, NewType, TypeAlias
 
 import blake3
 import msgpack
@@ -111,7 +111,10 @@ class _Bad(Exception):
 
 
 def _path(parts: list[str], root: str) -> str:
-    return root + "".join(reversed(parts))
+    ordered = parts[::-1]
+    if len(ordered) > 12:  # a path into a too-deep value: keep the message one short line
+        ordered = [*ordered[:8], "…", *ordered[-2:]]
+    return root + "".join(ordered)
 
 
 def _key_part(key: str) -> str:
@@ -254,18 +257,56 @@ def _reject_ext(code: int, data: bytes) -> Any:
     raise MalformedData("encoding", f"msgpack extension type {code} is not allowed")
 
 
+# msgpack decodes its timestamp extension (type -1) itself, without calling ext_hook;
+# its three encodings start with these bytes.
+_TIMESTAMP_MARKS: Final = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+
+
+def _unfit(value: Any) -> str | None:
+    """Why a decoded value is no JSON value (too deep, a timestamp), or ``None``.
+
+    Walks level by level, without recursion: the value may come from a damaged or
+    hostile store and nest up to msgpack's own limit (1,024 levels).
+    """
+    level = [value]
+    for depth in range(MAX_DEPTH + 1):
+        inner: list[Any] = []
+        containers = 0
+        for item in level:
+            if type(item) is dict:
+                inner.extend(item.values())
+                containers += 1
+            elif type(item) is list:
+                inner.extend(item)
+                containers += 1
+            elif type(item) is msgpack.Timestamp:
+                return "msgpack extension type -1 (timestamp) is not allowed"
+        if containers and depth == MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        level = inner
+    return None
+
+
 def decode_trusted(data: bytes) -> Any:
     """Decode bytes whose id was just verified (they were produced by :func:`encode`).
 
     Skips the canonical-form check of :func:`decode`, but still raises only
-    ``MalformedData`` should the bytes not be msgpack at all.
+    ``MalformedData`` should the bytes not be msgpack at all, hold an extension type
+    or nest deeper than ``MAX_DEPTH``: a valid id only proves that someone hashed the
+    bytes, and such a value would break whoever uses it (``json.dumps``, recursion).
     """
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_reject_ext)
+        value = msgpack.unpackb(data, raw=False, strict_map_key=True, ext_hook=_reject_ext)
     except MalformedData:
         raise
     except Exception as err:  # msgpack raises a zoo of types for bad input
         raise MalformedData("encoding", f"{type(err).__name__}: {err}") from None
+    # Cheap screens first: each level costs a byte, a timestamp has a telltale prefix.
+    if len(data) > MAX_DEPTH or any(mark in data for mark in _TIMESTAMP_MARKS):
+        problem = _unfit(value)
+        if problem is not None:
+            raise MalformedData("encoding", problem)
+    return value
 
 
 def decode(data: bytes, *, what: str = "encoding") -> Any:

@@ -2,12 +2,14 @@
 
 A session is the ref ``sessions/<name>``; a tag is ``tags/<name>``. HEAD is a symbolic
 ref kept as a store setting: it names the session that commands use when none is
-given. Names follow git's ref-name rules, so a name can always appear in a REF
-argument (``name~3``) and in paths without quoting.
+given. Names follow git's ref-name rules, and also refuse the non-ASCII spaces, control
+and format characters git lets through, so a name can always appear in a REF argument
+(``name~3``), in paths and on one line of output without quoting.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Final
 
 from ckptstore.backends.base import Backend, RefUpdate
@@ -28,6 +30,16 @@ HEAD: Final = "HEAD"
 DEFAULT_SESSION: Final = "main"
 MAX_NAME: Final = 200
 _FORBIDDEN: Final = set(" ~^:?*[\\\x7f")
+# Beyond git's ASCII rules: C1 controls, invisible format characters (bidi overrides,
+# zero-width spaces), lone surrogates (bytes that were not UTF-8 on the command line:
+# unstorable) and every Unicode space and line separator.
+_UNPRINTABLE: Final = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+
+
+def _printable(name: str) -> bool:
+    return name.isascii() or not any(
+        ch.isspace() or unicodedata.category(ch) in _UNPRINTABLE for ch in name
+    )
 
 
 def check_name(name: str) -> str:
@@ -43,7 +55,7 @@ def check_name(name: str) -> str:
         problem = f"it is longer than {MAX_NAME} characters"
     elif name == HEAD or name == "@":
         problem = f"{name!r} is reserved"
-    elif any(ord(ch) < 32 or ch in _FORBIDDEN for ch in name):
+    elif any(ord(ch) < 32 or ch in _FORBIDDEN for ch in name) or not _printable(name):
         problem = "it contains whitespace, a control character or one of ~ ^ : ? * [ \\"
     elif ".." in name or "//" in name or "@{" in name:
         problem = "it contains '..', '//' or '@{'"

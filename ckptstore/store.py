@@ -111,11 +111,15 @@ class Store:
 
         Raises:
             StoreExists: if a store is already there.
-            StoreNotWritable: if the directory cannot be created or written.
+            StoreNotWritable: if the directory cannot be created or written (or it, or a
+                directory on its path, is a dangling symbolic link: nothing is created).
         """
         directory = Path(path) if path is not None else Path.cwd() / STORE_DIR
         if store_file(directory).exists():
             raise StoreExists(str(directory))
+        for part in (directory, *directory.parents):
+            if part.is_symlink() and not part.exists():
+                raise StoreNotWritable(str(directory), f"'{part}' is a dangling symbolic link")
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as err:

@@ -1,0 +1,1 @@
+"""Reliability tests: crash, concurrency, corruption, hostile input, a stateful model."""
