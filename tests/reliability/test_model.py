@@ -202,7 +202,7 @@ def test_the_store_behaves_like_a_dict_of_lists(
     run_state_machine_as_test(
         StoreMachine,
         settings=settings(
-            max_examples=scaled(20, 400), stateful_step_count=scaled(40, 80), deadline=None
+            max_examples=scaled(20, 200), stateful_step_count=scaled(40, 60), deadline=None
         ),
     )
     seen = StoreMachine.seen
