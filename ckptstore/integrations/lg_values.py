@@ -112,8 +112,7 @@ class Cache(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         """The value stored under ``key``, or ``None``."""
-        with self._lock:
-            return self._items.get(key)
+        return self._items.get(key)  # one dict lookup is atomic; only changes take the lock
 
     def put(self, key: K, value: V) -> V:
         """Store ``value`` under ``key`` (forgetting the oldest if full); return it."""
