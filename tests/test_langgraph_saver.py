@@ -14,8 +14,8 @@ import importlib.util
 import itertools
 import json
 import operator
+import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -416,29 +416,38 @@ def test_a_second_saver_sees_what_the_first_deleted_and_pruned(tmp_path: Path) -
         assert [t.checkpoint["channel_values"] for t in second.list(config)] == [{"n": 2}]
 
 
-def test_concurrent_writers_on_one_thread_lose_nothing(tmp_path: Path) -> None:
-    with Store.init(tmp_path / "s") as store, CkptSaver(store) as saver:
+WRITER = """
+import sys
+from ckptstore.integrations.langgraph import CkptSaver
+path, checkpoint_id, task = sys.argv[1:]
+config = {"configurable": {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": checkpoint_id}}
+with CkptSaver(path) as saver:
+    for i in range(15):
+        saver.put_writes(config, [(f"ch{i}", i)], f"{task}-{i}")
+"""
+
+
+def test_writers_in_several_processes_on_one_thread_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    with CkptSaver(path) as saver:
         first = put(saver, "t", {"x": 1})
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), first, task])
+        for task in ("a", "b", "c")
+    ]
+    # This process writes too, through a saver of its own, while they run.
+    with CkptSaver(path) as saver:
         config: Any = {
             "configurable": {"thread_id": "t", "checkpoint_ns": "", "checkpoint_id": first}
         }
-        other = CkptSaver(Store.open(tmp_path / "s"))  # a second connection, as another process
-
-        def writer(target: CkptSaver, task: str) -> None:
-            for i in range(10):
-                target.put_writes(config, [(f"ch{i}", i)], f"{task}-{i}")
-
-        threads = [
-            threading.Thread(target=writer, args=(s, n)) for s, n in ((saver, "a"), (other, "b"))
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        other.store.close()
+        for i in range(15):
+            saver.put_writes(config, [(f"ch{i}", i)], f"d-{i}")
+        assert [proc.wait(timeout=120) for proc in procs] == [0, 0, 0]
         tup = saver.get_tuple(config)
         assert tup is not None
-        assert len(tup.pending_writes) == 20
+        assert len(tup.pending_writes) == 60
+        assert len(saver.store.log(session="langgraph/t", limit=None)) == 61  # one per call
+        assert saver.store.fsck().ok
 
 
 # --- the ckpt commands on a LangGraph store -----------------------------------------------
