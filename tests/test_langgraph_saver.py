@@ -46,6 +46,7 @@ from ckptstore.integrations.lg_threads import (  # noqa: E402
 )
 from ckptstore.integrations.lg_values import ValueCodec  # noqa: E402
 from ckptstore.refs import check_name  # noqa: E402
+from ckptstore.retention import RetentionPolicy  # noqa: E402
 from ckptstore.trees import fetch_closure, read_items, resolve  # noqa: E402
 from storetools import all_ids, later  # noqa: E402
 from test_cli import ckpt, ok  # noqa: E402
@@ -414,6 +415,21 @@ def test_a_second_saver_sees_what_the_first_deleted_and_pruned(tmp_path: Path) -
         first.prune(["pruned"])
         assert second.get_tuple({"configurable": {"thread_id": "gone"}}) is None
         assert [t.checkpoint["channel_values"] for t in second.list(config)] == [{"n": 2}]
+
+
+def test_ckpt_prune_under_a_running_saver(saver: CkptSaver) -> None:
+    ids = [put(saver, "t", {"n": 0})]
+    for n in range(1, 5):
+        ids.append(put(saver, "t", {"n": n}, parent=ids[-1], versions={"n": n + 1}))
+    config: Any = {"configurable": {"thread_id": "t"}}
+    assert len(list(saver.list(config))) == 5  # the saver has read the whole thread
+    saver.store.prune(RetentionPolicy(last=2), grace=0, reflog_expiry=0, now=later())
+    assert [t.checkpoint["id"] for t in saver.list(config)] == ids[:2:-1]
+    assert saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_id": ids[0]}}) is None
+    kept = saver.get_tuple({"configurable": {"thread_id": "t", "checkpoint_id": ids[3]}})
+    assert kept is not None
+    assert kept.parent_config is not None  # LangGraph's parent id is data: kept as it was
+    assert kept.parent_config["configurable"]["checkpoint_id"] == ids[2]
 
 
 WRITER = """

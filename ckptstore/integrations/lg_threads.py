@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
+from ckptstore.backends.base import PruneMark
 from ckptstore.commits import iter_history
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import SESSION_PREFIX, Refs, check_name
@@ -177,6 +178,7 @@ class ThreadIndex:
         self.refs = refs
         self._sessions: dict[str, _Session] = {}
         self._parsed: dict[bytes, Event | None] = {}
+        self._marks: dict[bytes, PruneMark] | None = None
 
     def head(self, session: str) -> bytes | None:
         """The session's head commit as last read or written."""
@@ -190,7 +192,15 @@ class ThreadIndex:
         return self._sessions.setdefault(name, _Session())
 
     def refresh(self, name: str) -> _Session:
-        """Read the events added to session ``name`` since it was last read."""
+        """Read the events added to session ``name`` since it was last read.
+
+        A ``ckpt prune`` cuts histories without moving a ref, but it leaves prune marks:
+        when they change, every session is read again.
+        """
+        marks = self.objects.backend.prune_marks()
+        if marks != self._marks:
+            self._sessions.clear()
+            self._marks = marks
         state = self._session(name)
         head = self.refs.session_head(name)
         if head == state.head:
