@@ -15,10 +15,17 @@ import zstandard
 
 from ckptstore.errors import MalformedData
 
-__all__ = ["MAX_OBJECT_BYTES", "RAW", "ZSTD", "Codec"]
+__all__ = ["BASED", "MAX_OBJECT_BYTES", "RAW", "ZSTD", "ZSTD_DELTA", "ZSTD_DICT", "Codec"]
 
 RAW: Final = 0
 ZSTD: Final = 1
+ZSTD_DICT: Final = 2
+"""zstd with a trained dictionary (the bytes of another object: the store's dictionary)."""
+ZSTD_DELTA: Final = 3
+"""zstd with another object's canonical bytes as raw-content dictionary (a delta)."""
+
+BASED: Final = frozenset({ZSTD_DICT, ZSTD_DELTA})
+"""Codecs whose payload can only be read with the bytes of a base object."""
 
 MAX_OBJECT_BYTES: Final = 256 * 1024 * 1024
 """No object may decode to more than this: a guard against decompression bombs."""
@@ -37,6 +44,7 @@ class Codec:
     def __init__(self, level: int = 3) -> None:
         self.level = level
         self._local = threading.local()
+        self._trained: dict[bytes, zstandard.ZstdCompressionDict] = {}
 
     def _contexts(self) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
         pair: tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor] | None = getattr(
@@ -51,6 +59,27 @@ class Codec:
             self._local.pair = pair
         return pair
 
+    def _dictionary(self, codec: int, base: bytes) -> zstandard.ZstdCompressionDict:
+        # A trained dictionary is one object used for thousands of others: keep it built.
+        if codec == ZSTD_DICT:
+            cached = self._trained.get(base)
+            if cached is None:
+                cached = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_FULLDICT)
+                self._trained = {base: cached}
+            return cached
+        return zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+
+    def compress_against(self, data: bytes, codec: int, base: bytes) -> bytes:
+        """Compress ``data`` with ``base`` as dictionary (``codec``: ZSTD_DICT or ZSTD_DELTA)."""
+        compressor = zstandard.ZstdCompressor(
+            level=self.level,
+            dict_data=self._dictionary(codec, base),
+            write_checksum=False,
+            write_content_size=True,
+            write_dict_id=False,
+        )
+        return compressor.compress(data)
+
     def compress(self, data: bytes) -> tuple[int, bytes]:
         """Return ``(codec, payload)`` for ``data``: zstd when that is smaller, else raw."""
         if len(data) < _MIN_COMPRESS:
@@ -60,8 +89,12 @@ class Codec:
             return RAW, data
         return ZSTD, packed
 
-    def decompress(self, codec: int, payload: bytes, raw_len: int) -> bytes:
+    def decompress(
+        self, codec: int, payload: bytes, raw_len: int, base: bytes | None = None
+    ) -> bytes:
         """Return the original bytes, refusing anything that would exceed ``raw_len``.
+
+        ``base`` is the base object's bytes, required by the codecs in ``BASED``.
 
         Raises:
             MalformedData: unknown codec, a damaged frame, or a length mismatch.
@@ -70,6 +103,19 @@ class Codec:
             raise MalformedData("object", f"declared length {raw_len} is out of range")
         if codec == RAW:
             data = payload
+        elif codec in BASED:
+            if base is None:
+                raise MalformedData("object", f"codec {codec} needs a base object")
+            try:
+                declared = zstandard.frame_content_size(payload)
+                if declared not in (-1, raw_len):
+                    raise MalformedData(
+                        "zstd frame", f"frame declares {declared} bytes, expected {raw_len}"
+                    )
+                reader = zstandard.ZstdDecompressor(dict_data=self._dictionary(codec, base))
+                data = reader.decompress(payload, max_output_size=raw_len)
+            except zstandard.ZstdError as err:
+                raise MalformedData("zstd frame", str(err)) from None
         elif codec == ZSTD:
             try:
                 declared = zstandard.frame_content_size(payload)

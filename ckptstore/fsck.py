@@ -25,7 +25,7 @@ from ckptstore.errors import CorruptObject, MalformedData, ObjectNotFound
 from ckptstore.gc import Progress
 from ckptstore.graph import references
 from ckptstore.objects import Kind
-from ckptstore.objectstore import ObjectStore
+from ckptstore.objectstore import Loaded, ObjectStore
 
 __all__ = ["FsckReport", "Problem", "check_store"]
 
@@ -118,21 +118,34 @@ def _batches(ids: Iterable[bytes]) -> Iterator[list[bytes]]:
         yield batch
 
 
-def _read(objects: ObjectStore, batch: list[bytes]) -> dict[bytes, tuple[Kind, bytes] | str]:
-    """Each object of ``batch``, verified, or why it cannot be read."""
+def _read(objects: ObjectStore, batch: list[bytes]) -> dict[bytes, Loaded | str | _BrokenBase]:
+    """Each object of ``batch``, verified (its base chain too), or why it cannot be read."""
     try:
-        return dict(objects.get_many(batch))
+        return dict(objects.read_many(batch, cached=False))
     except (CorruptObject, ObjectNotFound):
         pass
-    out: dict[bytes, tuple[Kind, bytes] | str] = {}
+    out: dict[bytes, Loaded | str | _BrokenBase] = {}
     for oid in batch:  # something in the batch is damaged: find out which, one by one
         try:
-            out[oid] = objects.get(oid)
-        except CorruptObject as err:
-            out[oid] = err.problem
-        except ObjectNotFound:
-            continue  # cannot happen in a read snapshot; a racing gc removed it otherwise
+            out[oid] = objects.read_many([oid], cached=False)[oid]
+        except (CorruptObject, ObjectNotFound) as err:
+            if err.object_id == oid.hex():
+                if isinstance(err, CorruptObject):
+                    out[oid] = err.problem
+                continue  # gone meanwhile: a racing gc removed it
+            # Readable but for what it is stored against: that one is the problem, and
+            # is reported (missing or corrupt) with this object among its referrers.
+            row = objects.backend.get_objects([oid]).get(oid)
+            if row is not None and row.base is not None:
+                out[oid] = _BrokenBase(row.base)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _BrokenBase:
+    """An object that cannot be read because the object it is stored against cannot."""
+
+    base: bytes
 
 
 def _links(oid: bytes, kind: Kind, data: bytes, marks: dict[bytes, PruneMark]) -> list[bytes]:
@@ -164,15 +177,20 @@ def check_store(objects: ObjectStore, *, progress: Progress | None = None) -> Fs
         for batch in _batches(backend.iter_ids()):
             wanted: dict[bytes, list[str]] = {}
             for oid, read in _read(objects, batch).items():
+                if isinstance(read, _BrokenBase):
+                    wanted.setdefault(read.base, []).append(f"{oid.hex()} (as its base)")
+                    continue
                 if isinstance(read, str):
                     corrupt[oid] = read
                     counts["corrupt"] += 1
                     continue
-                kind, data = read
+                kind, data = read.kind, read.data
                 counts[kind.label] += 1
                 try:
                     for child in _links(oid, kind, data, marks):
                         wanted.setdefault(child, []).append(oid.hex())
+                    if read.base is not None:
+                        wanted.setdefault(read.base, []).append(f"{oid.hex()} (as its base)")
                 except MalformedData as err:
                     corrupt[oid] = f"malformed {err.what}: {err.problem}"
             present = backend.has_objects(list(wanted))
@@ -236,10 +254,16 @@ def _find_referrers(
     done = 0
     for batch in _batches(objects.backend.iter_ids()):
         for oid, read in _read(objects, batch).items():
-            if isinstance(read, str) or read[0] == Kind.BLOB:
+            if isinstance(read, _BrokenBase):
+                if read.base in wanted:
+                    found.add(read.base, f"{oid.hex()} (as its base)")
                 continue
+            if isinstance(read, str):
+                continue
+            if read.base is not None and read.base in wanted:
+                found.add(read.base, f"{oid.hex()} (as its base)")
             try:
-                links = _links(oid, *read, marks)
+                links = [] if read.kind == Kind.BLOB else _links(oid, read.kind, read.data, marks)
             except MalformedData:
                 continue
             for child in set(links) & wanted:

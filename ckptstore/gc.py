@@ -43,7 +43,7 @@ from ckptstore.errors import (
 )
 from ckptstore.graph import commit_links, references
 from ckptstore.objects import Commit, Kind, decode_trusted
-from ckptstore.objectstore import ObjectStore
+from ckptstore.objectstore import Loaded, ObjectStore
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -141,22 +141,29 @@ class _Marker:
             loaded = self._load(batch)
             found: dict[bytes, str] = {}
             for oid, _ in batch:
-                for child in self._links(oid, *loaded[oid]):
+                item = loaded[oid]
+                for child in self._links(oid, item.kind, item.data):
                     found.setdefault(child, oid.hex())
+                if item.base is not None:  # what it is compressed against must stay too
+                    found.setdefault(item.base, f"{oid.hex()} (as its base)")
             new = self.marks.add(found)
             self.marked += len(new)
             stack.extend((oid, found[oid]) for oid in new)
             if self.progress is not None:
                 self.progress("mark", self.marked, self.total)
 
-    def _load(self, batch: list[tuple[bytes, str]]) -> dict[bytes, tuple[Kind, bytes]]:
+    def _load(self, batch: list[tuple[bytes, str]]) -> dict[bytes, Loaded]:
         try:
-            return self.objects.get_many([oid for oid, _ in batch])
+            return self.objects.read_many([oid for oid, _ in batch], cached=False)
         except ObjectNotFound as err:
             problem, bad = "missing", err.object_id
         except CorruptObject as err:
             problem, bad = f"damaged ({err.problem})", err.object_id
-        referrer = next(ref for oid, ref in batch if oid.hex() == bad)
+        referrer = next((ref for oid, ref in batch if oid.hex() == bad), None)
+        if referrer is None:  # not one of the batch: what one of them is stored against
+            rows = self.objects.backend.get_objects([oid for oid, _ in batch])
+            user = next((r.id.hex() for r in rows.values() if r.base and r.base.hex() == bad), None)
+            referrer = f"{user} (as its base)" if user else "an object stored against it"
         raise GCAborted(bad, problem, referrer)
 
     def _links(self, oid: bytes, kind: Kind, data: bytes) -> list[bytes]:

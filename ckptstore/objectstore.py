@@ -1,16 +1,32 @@
-"""ObjectStore: objects by id over a backend, compressed on the way in, verified on the way out."""
+"""ObjectStore: objects by id over a backend, compressed on the way in, verified on the way out.
+
+An object may be stored against a *base* — another object whose canonical bytes serve
+as zstd dictionary: the previous version of the same value (a delta), or the store's
+trained dictionary for small records. Reading such an object reads its base first (in
+batches, level by level, with the bases kept in a small cache); a delta chain never
+grows deeper than ``MAX_CHAIN``, so a read resolves a bounded number of bases.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Final
 
 from ckptstore.backends.base import Backend, StoredObject
-from ckptstore.compression import MAX_OBJECT_BYTES, Codec
+from ckptstore.compression import BASED, MAX_OBJECT_BYTES, ZSTD_DELTA, ZSTD_DICT, Codec
 from ckptstore.errors import CorruptObject, InvalidValue, MalformedData, ObjectNotFound
-from ckptstore.objects import ID_BYTES, Kind, hex_id, object_id
+from ckptstore.objects import ID_BYTES, Kind, decode_trusted, hex_id, object_id
 
-__all__ = ["IOStats", "ObjectStore"]
+__all__ = ["MAX_CHAIN", "IOStats", "Loaded", "ObjectStore"]
+
+MAX_CHAIN: Final = 16
+"""Longest chain of deltas (an object, its base, the base's base...) a write may create."""
+_DELTA_MIN: Final = 64  # below this a delta frame cannot beat plain storage
+_DICT_MAX: Final = 4096  # the trained dictionary is for small records
+_CACHE_BYTES: Final = 32 * 1024 * 1024
+_CACHE_ITEM: Final = 256 * 1024  # larger objects are read again rather than cached
 
 
 @dataclass(slots=True)
@@ -29,6 +45,17 @@ class IOStats:
             setattr(self, name, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A verified object: kind, canonical bytes, and the base it is stored against."""
+
+    kind: Kind
+    data: bytes
+    base: bytes | None
+    depth: int
+    """Length of its delta chain: 0 unless stored as a delta, else one more than the base."""
+
+
 class ObjectStore:
     """Reads and writes objects; every read re-hashes, every write is verified first."""
 
@@ -36,45 +63,137 @@ class ObjectStore:
         self.backend = backend
         self.codec = codec or Codec()
         self.stats = IOStats()
+        self._cache: OrderedDict[bytes, Loaded] = OrderedDict()
+        self._cached = 0
 
-    def _unpack(self, stored: StoredObject) -> tuple[Kind, bytes]:
+    # --- reading ---------------------------------------------------------------------
+
+    def _unpack(self, stored: StoredObject, base: Loaded | None) -> Loaded:
         oid = hex_id(stored.id)
         try:
             kind = Kind(stored.kind)
         except ValueError:
             raise CorruptObject(oid, f"unknown kind {stored.kind}") from None
+        base_bytes = None
+        if base is not None:
+            base_bytes = _dictionary_bytes(base) if stored.codec == ZSTD_DICT else base.data
         try:
-            data = self.codec.decompress(stored.codec, stored.data, stored.raw_len)
+            data = self.codec.decompress(stored.codec, stored.data, stored.raw_len, base_bytes)
         except MalformedData as err:
             raise CorruptObject(oid, err.problem) from None
         actual = object_id(kind, data)
         if actual != stored.id:
             raise CorruptObject(oid, f"its content has id {actual.hex()}")
-        return kind, data
+        depth = base.depth + 1 if base is not None and stored.codec == ZSTD_DELTA else 0
+        return Loaded(kind, data, stored.base, depth)
 
-    def get_many(self, ids: Collection[bytes]) -> dict[bytes, tuple[Kind, bytes]]:
-        """Return ``{id: (kind, canonical bytes)}`` for every id, in one backend round trip.
+    def _remember(self, oid: bytes, loaded: Loaded) -> None:
+        if oid in self._cache:
+            return
+        self._cache[oid] = loaded
+        self._cached += len(loaded.data)
+        while self._cached > _CACHE_BYTES and self._cache:
+            _, old = self._cache.popitem(last=False)
+            self._cached -= len(old.data)
 
-        Raises:
-            ObjectNotFound: if any id is not stored.
-            CorruptObject: if any object fails verification.
-        """
-        wanted = list(ids)
+    def _fetch(self, wanted: list[bytes]) -> dict[bytes, StoredObject]:
         found = self.backend.get_objects(wanted)
         self.stats.read_batches += 1
-        if len(found) != len(set(wanted)):
-            missing = next(oid for oid in wanted if oid not in found)
-            raise ObjectNotFound(hex_id(missing))
-        out = {}
-        for oid, stored in found.items():
-            out[oid] = self._unpack(stored)
+        for stored in found.values():
             self.stats.objects_read += 1
             self.stats.bytes_read += len(stored.data)
-        return out
+        return found
 
-    def get(self, oid: bytes) -> tuple[Kind, bytes]:
+    def read_many(self, ids: Collection[bytes], *, cached: bool = True) -> dict[bytes, Loaded]:
+        """Return every object of ``ids`` with its base, verified; bases read in batches.
+
+        Objects are immutable, so recently read ones are kept in a bounded cache and
+        served from it; ``cached=False`` reads (and verifies) the stored bytes again, as
+        fsck and gc must (and leaves the cache as it was).
+
+        Raises:
+            ObjectNotFound: if an object (or a base it needs) is not stored.
+            CorruptObject: if an object fails verification, or its base chain is broken.
+        """
+        wanted = list(dict.fromkeys(ids))
+        hits = {oid: self._cache[oid] for oid in wanted if oid in self._cache} if cached else {}
+        if len(hits) == len(wanted):
+            for oid in wanted:
+                self._cache.move_to_end(oid)
+            return hits
+        rows = self._fetch([oid for oid in wanted if oid not in hits])
+        missing = next((oid for oid in wanted if oid not in rows and oid not in hits), None)
+        if missing is not None:
+            raise ObjectNotFound(hex_id(missing))
+        # Rows stored against a base need it first: gather the chains level by level.
+        fetched = dict(rows)
+        pending = self._unresolved(rows.values(), fetched)
+        rounds = 0
+        while pending:
+            rounds += 1
+            if rounds > MAX_CHAIN * 4:
+                raise CorruptObject(hex_id(next(iter(pending))), "its base chain does not end")
+            found = self._fetch(list(pending))
+            lost = next((oid for oid in pending if oid not in found), None)
+            if lost is not None:
+                user = next(r.id for r in fetched.values() if r.base == lost)
+                raise ObjectNotFound(hex_id(lost), referenced_by=f"{user.hex()} as its base")
+            fetched.update(found)
+            pending = self._unresolved(found.values(), fetched)
+        resolved: dict[bytes, Loaded] = dict(hits)
+        for oid in wanted:
+            self._resolve(oid, fetched, resolved, 0)
+        if cached:
+            for oid, loaded in resolved.items():
+                if oid not in hits and len(loaded.data) <= _CACHE_ITEM:
+                    self._remember(oid, loaded)
+        return {oid: resolved[oid] for oid in wanted}
+
+    def _unresolved(
+        self, stored: Collection[StoredObject], fetched: Mapping[bytes, StoredObject]
+    ) -> set[bytes]:
+        return {
+            r.base
+            for r in stored
+            if r.codec in BASED and r.base and r.base not in fetched and r.base not in self._cache
+        }
+
+    def _resolve(
+        self,
+        oid: bytes,
+        fetched: Mapping[bytes, StoredObject],
+        resolved: dict[bytes, Loaded],
+        depth: int,
+    ) -> Loaded:
+        if oid in resolved:
+            return resolved[oid]
+        if oid not in fetched:
+            return self._cache[oid]
+        if depth > MAX_CHAIN * 4:
+            raise CorruptObject(hex_id(oid), "its base chain does not end")
+        stored = fetched[oid]
+        base = None
+        if stored.codec in BASED:
+            if stored.base is None or stored.base == oid:
+                raise CorruptObject(hex_id(oid), f"codec {stored.codec} without a usable base")
+            base = self._resolve(stored.base, fetched, resolved, depth + 1)
+        resolved[oid] = self._unpack(stored, base)
+        return resolved[oid]
+
+    def drop_cache(self) -> None:
+        """Forget every cached object (the next reads go to the backend)."""
+        self._cache.clear()
+        self._cached = 0
+
+    def get_many(
+        self, ids: Collection[bytes], *, cached: bool = True
+    ) -> dict[bytes, tuple[Kind, bytes]]:
+        """Return ``{id: (kind, canonical bytes)}`` for every id (see :meth:`read_many`)."""
+        return {oid: (x.kind, x.data) for oid, x in self.read_many(ids, cached=cached).items()}
+
+    def get(self, oid: bytes, *, cached: bool = True) -> tuple[Kind, bytes]:
         """Return ``(kind, canonical bytes)`` of one object (see :meth:`get_many`)."""
-        return self.get_many([oid])[oid]
+        return self.get_many([oid], cached=cached)[oid]
 
     def missing(self, ids: Collection[bytes]) -> set[bytes]:
         """Return the ids that are not stored."""
@@ -88,32 +207,101 @@ class ObjectStore:
         high = bytes.fromhex(hex_prefix.ljust(width, "f"))
         return [(oid, Kind(kind)) for oid, kind in self.backend.find_objects(low, high, limit)]
 
-    def prepare(self, objects: Mapping[bytes, tuple[Kind, bytes]]) -> list[StoredObject]:
+    # --- writing ---------------------------------------------------------------------
+
+    def prepare(
+        self,
+        objects: Mapping[bytes, tuple[Kind, bytes]],
+        *,
+        bases: Mapping[bytes, bytes] | None = None,
+        dictionary: bytes | None = None,
+    ) -> list[StoredObject]:
         """Compress objects for storage, verifying each compressed form before it is used.
 
-        The compressed bytes are decompressed again and compared with the original (a
-        codec bug must fail the write, not corrupt the store, as restic learned).
+        ``bases`` suggests, per new object, an existing object it resembles (its previous
+        version): the object is stored as a delta against it when that is smaller and
+        the chain stays within ``MAX_CHAIN``. ``dictionary`` is the id of the store's
+        trained dictionary object, tried for small records. Every compressed form is
+        decompressed again and compared with the original (a codec bug must fail the
+        write, not corrupt the store, as restic learned).
 
         Raises:
             CorruptObject: if a compressed form does not decode back to its object.
             InvalidValue: if an object exceeds the size limit.
         """
+        hints = {new: old for new, old in (bases or {}).items() if new in objects and new != old}
+        wanted = set(hints.values()) | ({dictionary} if dictionary else set())
+        known = self._loaded_bases(wanted)
+        trained = _dictionary_bytes(known.get(dictionary)) if dictionary else None
         out = []
         for oid, (kind, data) in objects.items():
             if len(data) > MAX_OBJECT_BYTES:
                 raise InvalidValue(
                     hex_id(oid), f"is {len(data)} bytes; the limit is {MAX_OBJECT_BYTES}"
                 )
-            codec, payload = self.codec.compress(data)
+            choice = self._smallest(data, kind, hints.get(oid), known, dictionary, trained)
+            stored = StoredObject(oid, int(kind), choice[0], len(data), choice[1], choice[2])
+            base_bytes = None
+            if stored.codec == ZSTD_DICT:
+                base_bytes = trained
+            elif stored.codec == ZSTD_DELTA and stored.base is not None:
+                base_bytes = known[stored.base].data
             try:
-                back = self.codec.decompress(codec, payload, len(data))
+                back = self.codec.decompress(stored.codec, stored.data, len(data), base_bytes)
             except MalformedData as err:
                 back = err.problem.encode()
             if back != data:
                 raise CorruptObject(
                     hex_id(oid), "compression did not round-trip; nothing was written"
                 )
-            out.append(StoredObject(oid, int(kind), codec, len(data), payload))
+            out.append(stored)
             self.stats.objects_written += 1
-            self.stats.bytes_written += len(payload)
+            self.stats.bytes_written += len(stored.data)
         return out
+
+    def _loaded_bases(self, ids: set[bytes]) -> dict[bytes, Loaded]:
+        """The suggested bases that exist (a vanished one is simply not used)."""
+        out = {oid: self._cache[oid] for oid in ids if oid in self._cache}
+        rest = [oid for oid in ids if oid not in out]
+        if rest:
+            present = self.backend.has_objects(rest)
+            if present:
+                for oid, loaded in self.read_many(present).items():
+                    out[oid] = loaded
+                    self._remember(oid, loaded)
+        return out
+
+    def _smallest(
+        self,
+        data: bytes,
+        kind: Kind,
+        hint: bytes | None,
+        known: Mapping[bytes, Loaded],
+        dictionary: bytes | None,
+        trained: bytes | None,
+    ) -> tuple[int, bytes, bytes | None]:
+        codec, payload = self.codec.compress(data)
+        best: tuple[int, bytes, bytes | None] = (codec, payload, None)
+        base = known.get(hint) if hint is not None else None
+        if base is not None and base.depth < MAX_CHAIN and len(data) >= _DELTA_MIN:
+            delta = self.codec.compress_against(data, ZSTD_DELTA, base.data)
+            if len(delta) < len(best[1]):
+                best = (ZSTD_DELTA, delta, hint)
+        # Tree nodes are mostly ids (random bytes): a dictionary of records cannot help.
+        small = len(data) <= _DICT_MAX and kind != Kind.TREE
+        if trained is not None and dictionary is not None and small and best[2] is None:
+            packed = self.codec.compress_against(data, ZSTD_DICT, trained)
+            if len(packed) < len(best[1]):
+                best = (ZSTD_DICT, packed, dictionary)
+        return best
+
+
+def _dictionary_bytes(loaded: Loaded | None) -> bytes | None:
+    """The zstd dictionary an object holds (a blob whose value is the dictionary's bytes)."""
+    if loaded is None or loaded.kind != Kind.BLOB:
+        return None
+    try:
+        value = decode_trusted(loaded.data)
+    except MalformedData:
+        return None
+    return value if isinstance(value, bytes) else None

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ckptstore.backends.base import Backend
 from ckptstore.commits import CommitInfo, iter_history
 from ckptstore.gc import Progress
 from ckptstore.objects import Kind, decode_trusted
@@ -118,6 +119,7 @@ class _Sizer:
         self.blobs: dict[bytes, int] = {}  # blob id -> JSON bytes
         self.nodes: dict[bytes, Node] = {}  # loaded, not yet sized
         self.fresh: set[bytes] = set()  # blobs loaded, not yet met on a path
+        self.read: set[bytes] = set()  # every tree node and blob loaded
         self.unique = 0
         self.largest: list[tuple[int, str, str, str]] = []
         self.checkpoint = ""
@@ -134,6 +136,7 @@ class _Sizer:
                 for oid, (kind, data) in self.objects.get_many(
                     level[start : start + _BATCH]
                 ).items():
+                    self.read.add(oid)
                     self.unique += len(data)
                     if kind == Kind.TREE:
                         node = self.nodes[oid] = parse_node(data)
@@ -247,6 +250,29 @@ def _commits(objects: ObjectStore, starts: Iterable[bytes]) -> list[CommitInfo]:
     return list(seen.values())
 
 
+def _stored_bytes(backend: Backend, content: list[bytes], commits: list[bytes]) -> tuple[int, int]:
+    """Bytes at rest of the live objects and every base they need; raw bytes of commits.
+
+    Each object counts once, however many others are stored against it.
+    """
+    seen: set[bytes] = set()
+    stored = commit_raw = 0
+    todo = [*content, *commits]
+    commit_set = set(commits)
+    while todo:
+        batch = [oid for oid in dict.fromkeys(todo) if oid not in seen]
+        todo = []
+        for start in range(0, len(batch), _BATCH):
+            for oid, obj in backend.get_objects(batch[start : start + _BATCH]).items():
+                seen.add(oid)
+                stored += len(obj.data)
+                if oid in commit_set:
+                    commit_raw += obj.raw_len
+                if obj.base is not None and obj.base not in seen:
+                    todo.append(obj.base)
+    return stored, commit_raw
+
+
 def collect_stats(
     objects: ObjectStore, *, top: int = 10, progress: Progress | None = None
 ) -> StoreStats:
@@ -267,19 +293,14 @@ def collect_stats(
     with backend.reading():
         refs = backend.list_refs()
         commits = _commits(objects, refs.values())
-        # The sizer reads each tree and blob once; IOStats counts their stored bytes.
-        read_before = objects.stats.bytes_read
         logical = 0
         for done, info in enumerate(commits, 1):
             logical += sizer.checkpoint_size(info)
             if progress is not None and (done % 100 == 0 or done == len(commits)):
                 progress("stats", done, len(commits))
-        stored = objects.stats.bytes_read - read_before
-        ids = [bytes.fromhex(info.id) for info in commits]
-        for start in range(0, len(ids), _BATCH):
-            for obj in backend.get_objects(ids[start : start + _BATCH]).values():
-                sizer.unique += obj.raw_len
-                stored += len(obj.data)
+        commit_ids = [bytes.fromhex(info.id) for info in commits]
+        stored, commit_raw = _stored_bytes(backend, list(sizer.read), commit_ids)
+        sizer.unique += commit_raw
     return StoreStats(
         sessions=sum(1 for name in refs if name.startswith(SESSION_PREFIX)),
         tags=sum(1 for name in refs if name.startswith(TAG_PREFIX)),

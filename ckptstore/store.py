@@ -8,7 +8,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -16,15 +16,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
-from ckptstore.backends.base import Backend, RefUpdate
+from ckptstore.backends.base import Backend, RefUpdate, StoredObject
 from ckptstore.backends.memory import MemoryBackend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
 from ckptstore.collectors import Captured, Collector, Environment, Pipeline, discover_collectors
 from ckptstore.commits import ORIGINAL_ID_SETTING, CommitInfo, iter_history, now_iso, read_commit
 from ckptstore.config import Config, load_config
+from ckptstore.deltas import delta_bases
+from ckptstore.dictionary import current_dictionary, maybe_train
 from ckptstore.diff import Change
 from ckptstore.edits import Edits
 from ckptstore.errors import (
+    CkptError,
     EmptySession,
     InvalidCheckpoint,
     InvalidOption,
@@ -206,8 +209,11 @@ class Store:
         object is gone: rebuild on the new head and try again.
         """
         fresh = self.objects.missing(objects)
-        stored = self.objects.prepare({oid: objects[oid] for oid in fresh})
+        stored = self.objects.prepare(
+            {oid: objects[oid] for oid in fresh}, dictionary=current_dictionary(self.objects)
+        )
         linked = {new, *(ref for oid in fresh for ref in references(*objects[oid]))}
+        linked |= {s.base for s in stored if s.base is not None}
         update = Refs.session_update(check_name(session), old, new, message)
         return self.backend.write(stored, [update], require=sorted(linked - fresh)).ok
 
@@ -435,17 +441,31 @@ class Store:
                 key = ORIGINAL_ID_SETTING + str(original["checkpoint_id"])
                 self.backend.set_setting(key, oid.hex())
             new = self.objects.missing(built.pending)
-            stored = self.objects.prepare({k: built.pending[k] for k in new})
+            stored = self._encode({k: built.pending[k] for k in new}, parent, built.root)
             require = _frontier(built.pending, new, commit)
+            require += sorted({s.base for s in stored if s.base is not None} - new)
             first = (notes.splitlines() or ["checkpoint"])[0]
             update = Refs.session_update(session, head, oid, f"commit: {first}")
             result = self.backend.write(stored, [update], require=require)
             if result.ok:
                 self._follow_first_session(session)
+                with suppress(CkptError):  # a better dictionary is an optimisation only
+                    maybe_train(self.objects)
                 return CommitInfo.build(oid, commit, parent)
             # Lost a race (or an object we reused was collected): back off and rebuild.
             time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
         raise RefConflict(f"sessions/{session}", None, None, MAX_ATTEMPTS)
+
+    def _encode(
+        self, fresh: Mapping[bytes, tuple[Kind, bytes]], parent: Commit | None, root: bytes
+    ) -> list[StoredObject]:
+        """Compress a commit's new objects for storage.
+
+        Each is stored as a delta against what it replaces in the parent checkpoint
+        where that is smaller, and small records with the store's dictionary.
+        """
+        bases = delta_bases(self.objects, fresh, parent.tree, root) if parent else {}
+        return self.objects.prepare(fresh, bases=bases, dictionary=current_dictionary(self.objects))
 
     def _follow_first_session(self, session: str) -> None:
         """Point HEAD at ``session`` if HEAD names a session that has no checkpoints.

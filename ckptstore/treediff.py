@@ -21,20 +21,30 @@ from ckptstore.objects import Kind, pack_canonical
 from ckptstore.objectstore import ObjectStore
 from ckptstore.trees import MAP_INNER, Entry, Node, fetch_closure, parse_node, read_items, resolve
 
-__all__ = ["diff_trees"]
+__all__ = ["NotATree", "Walk", "diff_trees", "expand"]
 
 
 @dataclass
-class _Walk:
-    """Both sides of one collection, expanded only where they differ."""
+class Walk:
+    """Both sides of one collection, expanded only where they differ.
+
+    ``seen[side]`` holds every node id that side references; ``opened[side]`` the ones
+    actually read (not shared with the other side), in the order they were reached.
+    """
 
     nodes: dict[bytes, Node] = field(default_factory=dict)
     counts: dict[bytes, int] = field(default_factory=dict)
     seen: tuple[set[bytes], set[bytes]] = field(default_factory=lambda: (set(), set()))
+    opened: tuple[list[bytes], list[bytes]] = field(default_factory=lambda: ([], []))
 
 
-def _expand(store: ObjectStore, old: bytes, new: bytes) -> _Walk:
-    walk = _Walk()
+def expand(store: ObjectStore, old: bytes, new: bytes) -> Walk:
+    """Open the nodes of two trees that the other tree does not share, level by level.
+
+    Raises:
+        NotATree: if an id on either side names something other than a tree node.
+    """
+    walk = Walk()
     walk.seen[0].add(old)
     walk.seen[1].add(new)
     frontier: tuple[set[bytes], set[bytes]] = ({old}, {new})
@@ -44,11 +54,12 @@ def _expand(store: ObjectStore, old: bytes, new: bytes) -> _Walk:
         wanted = [oid for oid in live[0] | live[1] if oid not in walk.nodes]
         for oid, (kind, data) in store.get_many(wanted).items() if wanted else ():
             if kind != Kind.TREE:
-                raise _NotATree
+                raise NotATree
             walk.nodes[oid] = parse_node(data)
         nxt: tuple[set[bytes], set[bytes]] = (set(), set())
         for side in (0, 1):
-            for oid in live[side]:
+            for oid in sorted(live[side]):
+                walk.opened[side].append(oid)
                 node = walk.nodes[oid]
                 if node.is_leaf:
                     walk.counts[oid] = len(node.items) // (2 if node.is_map else 1)
@@ -63,11 +74,11 @@ def _expand(store: ObjectStore, old: bytes, new: bytes) -> _Walk:
     return walk
 
 
-class _NotATree(Exception):
+class NotATree(Exception):
     """A section entry is not a tree (written by something else); compare values instead."""
 
 
-def _segments(walk: _Walk, root: bytes, side: int) -> list[tuple[str, Any]]:
+def _segments(walk: Walk, root: bytes, side: int) -> list[tuple[str, Any]]:
     """One side as tokens: ("node", id) for a shared subtree, ("item", ...) for the rest."""
     other = walk.seen[1 - side]
     out: list[tuple[str, Any]] = []
@@ -102,7 +113,7 @@ def _values(store: ObjectStore, entries: list[Entry]) -> list[Any]:
 
 
 def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list[Change]:
-    walk = _expand(store, old, new)
+    walk = expand(store, old, new)
     # Shared subtrees hold the same keys with the same entries on both sides (keys are
     # unique within a map), so only the items outside them can differ.
     sides = [
@@ -127,7 +138,7 @@ def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list[
 
 
 def _list_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list[Change]:
-    walk = _expand(store, old, new)
+    walk = expand(store, old, new)
     segs = [_segments(walk, old, 0), _segments(walk, new, 1)]
     tokens = [[("n", v) if t == "node" else ("e", _entry_token(v)) for t, v in seq] for seq in segs]
     sizes = [[walk.counts[v] if t == "node" else 1 for t, v in seq] for seq in segs]
@@ -184,7 +195,7 @@ def diff_trees(
             if both_refs and section in ("variables", "meta"):
                 out.extend(_map_diff(store, section, entries[0], entries[1]))  # type: ignore[arg-type]
                 continue
-        except _NotATree:
+        except NotATree:
             pass
         values = [
             (_values(store, [e])[0] if e is not None else ({} if section == "meta" else None))

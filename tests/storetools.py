@@ -82,6 +82,11 @@ def reachable(store: Store, *, reflog: bool = False) -> set[bytes]:
             todo += [commit.tree, *parents]
         elif kind == Kind.TREE:
             todo += parse_node(data).children()
+        # What an object is compressed against (a previous version, the dictionary) is
+        # needed to read it, so it is reachable too.
+        base = store.backend.get_objects([oid])[oid].base
+        if base is not None:
+            todo.append(base)
     return seen
 
 

@@ -37,6 +37,9 @@ def referrers(store: Store) -> dict[bytes, set[str]]:
             links = []
         for child in links:
             found[child].add(oid.hex())
+        base = store.backend.get_objects([oid])[oid].base
+        if base is not None:  # stored against another object: that one is needed too
+            found[base].add(f"{oid.hex()} (as its base)")
     for name, oid in store.backend.list_refs().items():
         found[oid].add(f"ref {name}")
     for entry in store.backend.reflog():

@@ -48,6 +48,8 @@ LAYERS: dict[str, int] = {
     "config": 3,  # reads <store dir>/config.toml; builds summary task types
     "diff": 3,  # pure: changes between states
     "treediff": 3,  # the same changes, from a walk over two trees
+    "deltas": 3,  # which old object each new one replaces (for delta compression)
+    "dictionary": 2,  # the store's trained zstd dictionary
     "history": 3,
     "retention": 1,  # pure: which checkpoints a retention policy keeps
     "graph": 3,  # which objects an object references

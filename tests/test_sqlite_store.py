@@ -24,7 +24,7 @@ from ckptstore import (
     StoreNotWritable,
     UnsupportedFormat,
 )
-from ckptstore.backends.sqlite import APPLICATION_ID, Durability, SQLiteBackend
+from ckptstore.backends.sqlite import APPLICATION_ID, FORMAT_VERSION, Durability, SQLiteBackend
 from ckptstore.compression import RAW, ZSTD
 from ckptstore.location import STORE_FILE
 
@@ -69,7 +69,7 @@ def filled(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 # --- files that are not (readable) stores ----------------------------------------------
 
 
-@pytest.mark.parametrize("version", ["999", "2", "1.5", "abc", None])
+@pytest.mark.parametrize("version", ["999", "3", "1.5", "abc", None])
 def test_newer_or_unknown_format_is_refused_and_nothing_is_written(
     filled: tuple[Path, dict[str, Any]], version: str | None
 ) -> None:
@@ -84,7 +84,7 @@ def test_newer_or_unknown_format_is_refused_and_nothing_is_written(
     with pytest.raises(UnsupportedFormat) as caught:
         Store.open(directory)
     assert caught.value.found == (version or "unknown")
-    assert caught.value.supported == 1
+    assert caught.value.supported == FORMAT_VERSION
     assert "nothing was written" in str(caught.value)
     assert files(directory) == before  # same bytes, and no -wal / -shm left behind
 

@@ -258,12 +258,16 @@ def test_log_walks_first_parents_newest_first(store: Store) -> None:
 
 def test_load_reads_a_tree_in_one_batch_per_level(store: Store) -> None:
     store.commit(seed_state(3_000))
+    store.objects.drop_cache()
     store.objects.stats.reset()
     store.load()
     # commit, root, sections, task nodes (2 levels), blobs: a handful of round trips,
     # independent of the number of tasks.
     assert store.objects.stats.read_batches <= 8
     assert store.objects.stats.objects_read > 3_000
+    store.objects.stats.reset()
+    store.load()  # objects are immutable: a second load is served from the cache
+    assert store.objects.stats.objects_read == 0
 
 
 def test_a_codec_that_corrupts_its_output_fails_the_commit_before_anything_is_visible(

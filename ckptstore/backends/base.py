@@ -37,13 +37,18 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    """An object as it rests in a backend: id, kind, codec, uncompressed length, payload."""
+    """An object as it rests in a backend: id, kind, codec, uncompressed length, payload.
+
+    ``base`` names the object whose bytes the payload was compressed against (a
+    previous version, or a trained dictionary); it must be kept while this one is.
+    """
 
     id: bytes
     kind: int
     codec: int
     raw_len: int
     data: bytes
+    base: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +171,17 @@ class Backend(Protocol):
 
     def iter_ids(self) -> Iterator[bytes]:
         """Yield every stored object id."""
+        ...
+
+    def size_hint(self) -> int:
+        """About how many objects are stored: cheap, never below the true count."""
+        ...
+
+    def recent_objects(self, limit: int, *, max_raw_len: int) -> list[StoredObject]:
+        """The most recently stored objects of at most ``max_raw_len`` bytes, newest first.
+
+        Blobs and commits only (the samples a compression dictionary is trained on).
+        """
         ...
 
     def write(

@@ -85,6 +85,23 @@ class MemoryBackend:
             ids = list(self._objects)
         yield from ids
 
+    def size_hint(self) -> int:
+        """See :meth:`Backend.size_hint`."""
+        with self._lock:
+            self._check_open()
+            return len(self._objects)
+
+    def recent_objects(self, limit: int, *, max_raw_len: int) -> list[StoredObject]:
+        """See :meth:`Backend.recent_objects` (insertion order is storage order)."""
+        with self._lock:
+            self._check_open()
+            found = [
+                o
+                for o in reversed(self._objects.values())
+                if o.raw_len <= max_raw_len and o.kind in (1, 3)
+            ]
+        return found[:limit]
+
     def write(
         self,
         objects: Sequence[StoredObject],

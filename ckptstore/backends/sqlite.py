@@ -61,7 +61,7 @@ __all__ = ["APPLICATION_ID", "FORMAT_VERSION", "Durability", "MarkStrategy", "SQ
 Durability = Literal["full", "fast"]
 MarkStrategy = Literal["sql", "python"]
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2  # 2: objects.base (compressed against another object)
 APPLICATION_ID: Final = 0x636B7074  # "ckpt": lets us tell our files from other SQLite files
 _SYNCHRONOUS: Final = {"full": "FULL", "fast": "NORMAL"}
 _BATCH: Final = 500  # ids per IN (...) query, well under SQLite's variable limit
@@ -75,7 +75,8 @@ CREATE TABLE objects(
     codec INTEGER NOT NULL,
     raw_len INTEGER NOT NULL,
     created_at INTEGER NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    base BLOB
 );
 CREATE TABLE refs(name TEXT PRIMARY KEY, id BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE reflog(
@@ -99,6 +100,20 @@ CREATE TABLE IF NOT EXISTS pruned(
     skipped INTEGER NOT NULL
 ) WITHOUT ROWID
 """
+
+
+def _upgrade_to_2(conn: sqlite3.Connection) -> None:
+    """Format 1 → 2: objects gain ``base``. Nothing else changes; done once, atomically."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(objects)")}
+        if "base" not in columns:
+            conn.execute("ALTER TABLE objects ADD COLUMN base BLOB")
+        conn.execute("UPDATE settings SET value='2' WHERE key='format_version'")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _translate(err: sqlite3.Error, path: str, timeout: float) -> CkptError:
@@ -128,6 +143,7 @@ class SQLiteBackend:
         self._read_depth = 0
         self._exclusive_depth = 0
         self._has_pruned = False
+        self._base_column = "base"
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -215,6 +231,9 @@ class SQLiteBackend:
             found = row[0] if row else "unknown"
             if not (found.isdigit() and int(found) <= FORMAT_VERSION):
                 raise UnsupportedFormat(str(path), found, FORMAT_VERSION)
+            if int(found) < 2 and "immutable" not in query:
+                _upgrade_to_2(conn)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(objects)")}
             if durability is None:
                 row = conn.execute("SELECT value FROM settings WHERE key='durability'").fetchone()
                 durability = "fast" if row and row[0] == "fast" else "full"
@@ -225,7 +244,10 @@ class SQLiteBackend:
         except CkptError:
             conn.close()
             raise
-        return cls(conn, path, busy_timeout)
+        backend = cls(conn, path, busy_timeout)
+        # A read-only store of format 1 cannot be upgraded; it has no based objects.
+        backend._base_column = "base" if "base" in columns else "NULL"
+        return backend
 
     @property
     def location(self) -> str:
@@ -278,7 +300,9 @@ class SQLiteBackend:
     def get_objects(self, ids: Sequence[bytes]) -> dict[bytes, StoredObject]:
         """See :meth:`Backend.get_objects`."""
         rows = self._select_in(
-            "SELECT id, kind, codec, raw_len, data FROM objects WHERE id IN ({marks})", ids
+            f"SELECT id, kind, codec, raw_len, data, {self._base_column} FROM objects"
+            " WHERE id IN ({marks})",
+            ids,
         )
         return {row[0]: StoredObject(*row) for row in rows}
 
@@ -310,6 +334,22 @@ class SQLiteBackend:
                 return
             yield from page
             last = page[-1]
+
+    def size_hint(self) -> int:
+        """See :meth:`Backend.size_hint`: the highest row number, an index lookup."""
+        with self._guard() as conn:
+            (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM objects").fetchone()
+        return int(top)
+
+    def recent_objects(self, limit: int, *, max_raw_len: int) -> list[StoredObject]:
+        """See :meth:`Backend.recent_objects`."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                f"SELECT id, kind, codec, raw_len, data, {self._base_column} FROM objects"
+                " WHERE raw_len <= ? AND kind IN (1, 3) ORDER BY seq DESC LIMIT ?",
+                (max_raw_len, limit),
+            ).fetchall()
+        return [StoredObject(*row) for row in rows]
 
     def write(
         self,
@@ -358,10 +398,10 @@ class SQLiteBackend:
         # Re-storing an existing object refreshes its age, so a concurrent gc's grace
         # period protects an old object that a new commit has just started to use again.
         conn.executemany(
-            "INSERT INTO objects(id, kind, codec, raw_len, created_at, data)"
-            " VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO objects(id, kind, codec, raw_len, created_at, data, base)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET created_at=excluded.created_at",
-            [(o.id, o.kind, o.codec, o.raw_len, seconds, o.data) for o in objects],
+            [(o.id, o.kind, o.codec, o.raw_len, seconds, o.data, o.base) for o in objects],
         )
         for update in updates:
             if update.new is None:

@@ -1,0 +1,144 @@
+"""How objects rest: deltas against previous versions, the trained dictionary, format 2."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ckptstore import Store
+from ckptstore.backends.sqlite import FORMAT_VERSION
+from ckptstore.compression import ZSTD_DELTA, ZSTD_DICT
+from ckptstore.dictionary import DICTIONARY_SETTING, TRAIN_AT, current_dictionary
+from ckptstore.objectstore import MAX_CHAIN
+from storetools import all_ids, reachable
+
+
+def plan(version: int) -> str:
+    """A long text edited a little at each version (an agent's plan)."""
+    lines = [
+        f"{i}. step {i}: provision, verify and record evidence for service {i % 7}"
+        for i in range(300)
+    ]
+    for v in range(version):
+        lines[(v * 37) % 300] += f" (revised in round {v})"
+    return "\n".join(lines)
+
+
+def state(version: int, tasks: int = 120) -> dict[str, Any]:
+    return {
+        "tasks": [
+            {
+                "id": str(i),
+                "subject": f"task {i}",
+                "status": "completed" if i < version else "pending",
+            }
+            for i in range(tasks)
+        ],
+        "variables": {"plan": plan(version), "step": version},
+    }
+
+
+def rows(store: Store) -> list[Any]:
+    return list(store.backend.get_objects(list(all_ids(store))).values())
+
+
+def test_a_small_edit_to_a_long_text_is_stored_as_a_small_delta(store: Store) -> None:
+    store.commit(state(0))
+    store.objects.stats.reset()
+    store.commit(state(1))
+    written = store.objects.stats.bytes_written
+    # the plan is ~25 KB; zstd alone stores ~4 KB of it; a delta a few dozen bytes
+    assert written < 2_000, store.objects.stats
+    deltas = [r for r in rows(store) if r.codec == ZSTD_DELTA]
+    assert deltas  # the plan, the changed task, the nodes above them
+    assert store.load()["variables"]["plan"] == plan(1)
+
+
+def test_delta_chains_stay_within_the_bound_and_every_version_loads(store: Store) -> None:
+    infos = [store.commit(state(v, tasks=10)) for v in range(MAX_CHAIN * 2 + 3)]
+    stored = {r.id: r for r in rows(store)}
+
+    def depth(oid: bytes) -> int:
+        row = stored[oid]
+        return 0 if row.codec != ZSTD_DELTA else 1 + depth(row.base)
+
+    assert max(depth(oid) for oid in stored) <= MAX_CHAIN
+    fresh = Store(store.backend)  # a cold cache: every base read from the backend
+    for v, info in enumerate(infos):
+        assert fresh.load(info.checkpoint_id)["variables"]["plan"] == plan(v)
+
+
+def test_bases_stay_alive_through_prune_and_gc(store: Store) -> None:
+    from ckptstore import RetentionPolicy
+
+    for v in range(12):
+        store.commit(state(v, tasks=10))
+    store.prune(RetentionPolicy(last=2), grace=0, now=time.time() + 5)
+    assert all_ids(store) == reachable(store)  # reachable counts bases: nothing else kept
+    assert store.fsck().ok
+    fresh = Store(store.backend)
+    assert fresh.load()["variables"]["plan"] == plan(11)
+
+
+def test_fsck_names_an_object_whose_base_is_missing(store: Store) -> None:
+    store.commit(state(0, tasks=5))
+    store.commit(state(1, tasks=5))
+    delta = next(r for r in rows(store) if r.codec == ZSTD_DELTA)
+    assert store.backend.delete_objects([delta.base]) == 1
+    report = Store(store.backend).fsck()
+    missing = [p for p in report.problems if p.kind == "missing"]
+    assert [p.object_id for p in missing] == [delta.base.hex()]
+    assert f"{delta.id.hex()} (as its base)" in missing[0].referenced_by
+    assert not [p for p in report.problems if p.kind == "corrupt"]
+
+
+def test_a_dictionary_is_trained_once_the_store_has_enough_records(store: Store) -> None:
+    assert current_dictionary(store.objects) is None
+    session = 0
+    while store.backend.size_hint() < TRAIN_AT:
+        store.commit(state(session % 50, tasks=60), session=f"s{session % 3}")
+        session += 1
+    store.commit(
+        {"tasks": [{"id": "x", "subject": "a new task with a subject", "status": "pending"}]}
+    )
+    dictionary = current_dictionary(store.objects)
+    assert dictionary is not None
+    assert store.backend.get_setting(DICTIONARY_SETTING).startswith(dictionary.hex())
+    store.commit(
+        {"tasks": [{"id": "y", "subject": "another task, compressed with it", "status": "pending"}]}
+    )
+    used = [r for r in rows(store) if r.codec == ZSTD_DICT]
+    assert used
+    assert {r.base for r in used} == {dictionary}
+    assert Store(store.backend).load()["tasks"][0]["id"] == "y"
+
+
+def test_a_format_1_store_is_upgraded_when_opened(tmp_path: Path) -> None:
+    directory = tmp_path / ".ckpt"
+    with Store.init(directory) as store:
+        store.commit({"variables": {"a": 1}})
+    with sqlite3.connect(directory / "store.db") as conn:  # what format 1 looked like
+        conn.execute("ALTER TABLE objects DROP COLUMN base")
+        conn.execute("UPDATE settings SET value='1' WHERE key='format_version'")
+    conn.close()
+    with Store.open(directory) as store:
+        assert store.load()["variables"] == {"a": 1}
+        store.commit(state(0, tasks=3))
+        store.commit(state(1, tasks=3))
+        assert store.backend.get_setting("format_version") == str(FORMAT_VERSION)
+
+
+@pytest.mark.parametrize("count", [0, 3])
+def test_backends_report_size_and_recent_records(store: Store, count: int) -> None:
+    for i in range(count):
+        store.commit({"variables": {"i": i}})
+    assert store.backend.size_hint() >= len(all_ids(store))
+    recent = store.backend.recent_objects(100, max_raw_len=4096)
+    assert all(r.kind in (1, 3) and r.raw_len <= 4096 for r in recent)
+    if count:
+        newest = store.get_commit().id
+        assert recent[0].id.hex() == newest
