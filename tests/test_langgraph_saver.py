@@ -30,6 +30,7 @@ conformance = pytest.importorskip("langgraph.checkpoint.conformance")
 
 from langgraph.checkpoint.base import empty_checkpoint  # noqa: E402
 from langgraph.checkpoint.base.id import uuid6  # noqa: E402
+from langgraph.checkpoint.memory import InMemorySaver  # noqa: E402
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer  # noqa: E402
 from langgraph.graph import END, START, StateGraph  # noqa: E402
 from langgraph.types import Command, interrupt  # noqa: E402
@@ -245,12 +246,38 @@ def drive(checkpointer: Any) -> list[Any]:
 
 
 def test_a_subgraph_behaves_as_with_langgraphs_own_saver(saver: CkptSaver) -> None:
-    from langgraph.checkpoint.memory import InMemorySaver
-
     assert drive(saver) == drive(InMemorySaver())
     sessions = sorted(saver.store.sessions())
     assert sessions[0] == "langgraph/nested"
     assert sessions[1].startswith("langgraph/nested/child%3A")  # the subgraph's namespace
+
+
+try:  # beta in langgraph 1.2
+    from langgraph.channels.delta import DeltaChannel
+except ImportError:  # pragma: no cover - an older langgraph
+    DeltaChannel = None
+
+
+class Journal(TypedDict):
+    entries: Annotated[list[str], DeltaChannel(operator.add, snapshot_frequency=3)]
+    n: int
+
+
+def journal(checkpointer: Any) -> Any:
+    """Eight steps of a DeltaChannel (rebuilt from ancestors' writes), and the history."""
+    builder = StateGraph(Journal)
+    builder.add_node("step", lambda state: {"entries": [f"e{state['n']}"], "n": state["n"] + 1})
+    builder.add_edge(START, "step")
+    builder.add_conditional_edges("step", lambda state: "step" if state["n"] < 8 else END)
+    graph = builder.compile(checkpointer=checkpointer)
+    config: Any = {"configurable": {"thread_id": "journal"}}
+    done = graph.invoke({"entries": [], "n": 0}, config)
+    return done, [h.values for h in graph.get_state_history(config)]
+
+
+@pytest.mark.skipif(DeltaChannel is None, reason="DeltaChannel needs langgraph 1.2")
+def test_a_delta_channel_rebuilds_as_with_langgraphs_own_saver(saver: CkptSaver) -> None:
+    assert journal(saver) == journal(InMemorySaver())
 
 
 # --- dedup, counted in objects --------------------------------------------------------------
