@@ -14,18 +14,15 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ckptstore.backends.base import Backend, RefUpdate, StoredObject
 from ckptstore.backends.memory import MemoryBackend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
-from ckptstore.collectors import Captured, Collector, Environment, Pipeline, discover_collectors
 from ckptstore.commits import ORIGINAL_ID_SETTING, CommitInfo, iter_history, now_iso, read_commit
-from ckptstore.config import Config, load_config
 from ckptstore.deltas import delta_bases
 from ckptstore.dictionary import current_dictionary, maybe_train
 from ckptstore.diff import Change
-from ckptstore.edits import Edits
 from ckptstore.errors import (
     CkptError,
     EmptySession,
@@ -39,7 +36,6 @@ from ckptstore.errors import (
     StoreExists,
     StoreNotWritable,
 )
-from ckptstore.fsck import FsckReport, check_store
 from ckptstore.gc import DEFAULT_GRACE, DEFAULT_REFLOG_EXPIRY, GCStats, Progress, collect_garbage
 from ckptstore.graph import references
 from ckptstore.history import (
@@ -50,17 +46,11 @@ from ckptstore.history import (
     parse_moment,
 )
 from ckptstore.location import STORE_DIR, find_store, store_file
-from ckptstore.merge import validate_partial
 from ckptstore.objects import Commit, Kind, ObjectId, canonical, object_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.paths import lookup, parse_path
-from ckptstore.probes import ProbeResult, probe_all
-from ckptstore.prune import PruneReport, apply_retention
 from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, Refs, check_name
-from ckptstore.retention import RetentionPolicy
 from ckptstore.revisions import resolve_revision
-from ckptstore.secrets import SECRET_SETTING, SecretPolicy, dump_marked, parse_marked
-from ckptstore.session import AutoCheckpoint
 from ckptstore.snapshot import (
     FIELD_ORDER,
     STORE_OWNED,
@@ -72,9 +62,20 @@ from ckptstore.snapshot import (
     validate_state,
     write_state,
 )
-from ckptstore.stats import StoreStats, collect_stats
 from ckptstore.treediff import diff_trees
 from ckptstore.trees import parse_node
+
+if TYPE_CHECKING:  # the facade's less common parts are imported where they are used
+    from ckptstore.collectors import Captured, Collector
+    from ckptstore.config import Config
+    from ckptstore.edits import Edits
+    from ckptstore.fsck import FsckReport
+    from ckptstore.probes import ProbeResult
+    from ckptstore.prune import PruneReport
+    from ckptstore.retention import RetentionPolicy
+    from ckptstore.secrets import SecretPolicy
+    from ckptstore.session import AutoCheckpoint
+    from ckptstore.stats import StoreStats
 
 __all__ = ["Checkpoint", "SessionInfo", "Store"]
 
@@ -318,6 +319,10 @@ class Store:
                 written.
             CollectorFailed: a collector failed and the config says to fail.
         """
+        from ckptstore.collectors import Captured, Environment, Pipeline, discover_collectors
+        from ckptstore.edits import Edits
+        from ckptstore.merge import validate_partial
+
         config = self.config
         environment = Environment.read(os.environ if environ is None else environ)
         given = partial = None
@@ -378,10 +383,14 @@ class Store:
         ``with store.session("agent-1") as s:`` records a checkpoint with the error when
         the block raises, then re-raises.
         """
+        from ckptstore.session import AutoCheckpoint
+
         return AutoCheckpoint(self, check_name(name or self.current_session), probe=probe)
 
     def check_dependencies(self) -> list[ProbeResult]:
         """Check the dependencies ``config.toml`` declares, now (``ckpt deps``)."""
+        from ckptstore.probes import probe_all
+
         config = self.config
         return probe_all(config.dependencies, bound=config.probe_bound)
 
@@ -510,10 +519,14 @@ class Store:
         Raises:
             InvalidConfig: if the file is not valid.
         """
+        from ckptstore.config import load_config
+
         return load_config(self.path)
 
     def secrets(self) -> SecretPolicy:
         """Which variables are secret: the config's name patterns and the marked names."""
+        from ckptstore.secrets import SECRET_SETTING, SecretPolicy, parse_marked
+
         marked = parse_marked(self.backend.get_setting(SECRET_SETTING))
         return SecretPolicy(self.config.secret_patterns, marked)
 
@@ -522,6 +535,8 @@ class Store:
         wanted = set(names)
         if not wanted:
             return
+        from ckptstore.secrets import SECRET_SETTING, dump_marked, parse_marked
+
         with _settings_lock(self.path):
             marked = parse_marked(self.backend.get_setting(SECRET_SETTING))
             if not wanted <= marked:
@@ -745,10 +760,12 @@ class Store:
         ``grace`` and ``reflog_expiry`` are seconds; ``now`` is the time ages are
         measured against (default: the clock); ``compact`` rewrites the file afterwards.
         """
-        return collect_garbage(
+        stats = collect_garbage(
             self.objects, grace=grace, reflog_expiry=reflog_expiry, dry_run=dry_run,
             now=now, progress=progress, compact=compact,
         )  # fmt: skip
+        self.objects.drop_cache()  # what was deleted must not be served from memory
+        return stats
 
     def prune(
         self,
@@ -767,18 +784,27 @@ class Store:
         The default policy keeps the newest 50 checkpoints of every session; session
         heads and tagged checkpoints are always kept.
         """
-        return apply_retention(
+        from ckptstore.prune import apply_retention
+        from ckptstore.retention import RetentionPolicy
+
+        report = apply_retention(
             self.objects, policy or RetentionPolicy(), sessions=sessions, dry_run=dry_run,
             grace=grace, reflog_expiry=reflog_expiry, now=now, progress=progress,
             compact=compact,
         )  # fmt: skip
+        self.objects.drop_cache()
+        return report
 
     def fsck(self, *, progress: Progress | None = None) -> FsckReport:
         """Check every object, link and ref; see :mod:`ckptstore.fsck`."""
+        from ckptstore.fsck import check_store
+
         return check_store(self.objects, progress=progress)
 
     def stats(self, *, top: int = 10, progress: Progress | None = None) -> StoreStats:
         """Count objects and measure dedup and compression; see :mod:`ckptstore.stats`."""
+        from ckptstore.stats import collect_stats
+
         return collect_stats(self.objects, top=top, progress=progress)
 
 

@@ -605,3 +605,36 @@ def test_real_process_reports_an_error_in_one_line_without_traceback(tmp_path: P
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ")
     assert len(bad.stderr.splitlines()) == 1
+
+
+def test_the_entry_points_command_map_names_the_module_of_every_command() -> None:
+    """`ckpt` imports only the module of the command it runs: the map must be exact."""
+    import importlib
+
+    import ckpt_cli
+    from ckpt_cli import COMMANDS, _command
+
+    top = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    assert set(COMMANDS) == set(top)
+    for name, module in COMMANDS.items():
+        mod = importlib.import_module(f"ckpt_cli.{module}")
+        callback = top[name].callback
+        defined = {
+            getattr(callback, "__module__", None),
+            getattr(getattr(callback, "__wrapped__", None), "__module__", None),
+        }
+        assert mod.__name__ in defined or hasattr(top[name], "commands"), (name, module)
+    assert _command(["--store", "x", "log", "-n", "1"]) == "log"
+    assert _command(["--help"]) is None
+    assert ckpt_cli.app is app
+
+
+@pytest.mark.parametrize(
+    "args", [["log", "--help"], ["--store", ".", "diff", "--help"], ["--help"]]
+)
+def test_the_console_script_runs_each_command_from_its_own_module(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ckpt_cli", *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout

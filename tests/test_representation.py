@@ -142,3 +142,15 @@ def test_backends_report_size_and_recent_records(store: Store, count: int) -> No
     if count:
         newest = store.get_commit().id
         assert recent[0].id.hex() == newest
+
+
+def test_what_gc_deleted_is_not_served_from_the_cache(store: Store) -> None:
+    from ckptstore import ObjectNotFound, RetentionPolicy
+
+    infos = [store.commit({"variables": {"i": i, "text": "x" * (40 + i)}}) for i in range(3)]
+    tree = bytes.fromhex(infos[0].tree)
+    store.objects.get(tree)  # now cached
+    store.prune(RetentionPolicy(last=1), grace=0, reflog_expiry=0, now=time.time() + 5)
+    assert store.backend.has_objects([tree]) == set()
+    with pytest.raises(ObjectNotFound):
+        store.objects.get(tree)

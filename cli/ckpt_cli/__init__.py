@@ -1,11 +1,57 @@
 """The ``ckpt`` command-line interface of ckptstore."""
 
-from ckpt_cli.app import app
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+from typing import Any, Final
+
+COMMANDS: Final = {
+    "init": "basic", "commit": "basic", "now": "basic", "load": "basic", "show": "basic",
+    "log": "basic", "list": "basic", "demo": "basic",
+    "diff": "history", "session": "history", "tag": "history",
+    "prune": "maintenance", "gc": "maintenance", "fsck": "maintenance", "stats": "maintenance",
+    "summary": "summarize", "restore": "summarize",
+    "deps": "capture", "import": "capture", "export": "capture",
+}  # fmt: skip
+"""Which module defines each command (``tests/test_cli.py`` keeps it true)."""
+
+_GLOBAL_WITH_VALUE: Final = ("--store",)
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command a ``ckpt`` argument list runs (after the group's own options)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def main() -> None:
-    """Entry point of the ``ckpt`` console script."""
+    """Entry point of the ``ckpt`` console script.
+
+    typer builds every registered command on each run, which costs time in proportion
+    to their number; a command is started from agent hooks, so only the module that
+    defines it is imported (``ckpt --help`` and unknown commands load them all).
+    """
+    module = COMMANDS.get(_command(sys.argv[1:]) or "")
+    import_module(f"ckpt_cli.{module}" if module else "ckpt_cli.commands")
+    from ckpt_cli.base import app
+
     app()
 
 
-__all__ = ["app", "main"]
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the complete app, every command registered (tests, embedding)
+        app = import_module("ckpt_cli.commands").app
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module 'ckpt_cli' has no attribute {name!r}")
+
+
+__all__ = ["COMMANDS", "app", "main"]

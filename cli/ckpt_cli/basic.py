@@ -22,8 +22,13 @@ from ckpt_cli.base import (
     print_json,
     variables_of,
 )
-from ckpt_cli.capture import edits_from_flags, report_collector_errors
-from ckpt_cli.inputs import BadArgument, parse_var, read_state
+from ckpt_cli.inputs import (
+    BadArgument,
+    edits_from_flags,
+    parse_var,
+    read_state,
+    report_collector_errors,
+)
 from ckpt_cli.render import human_size, render_checkpoint, render_log
 from ckpt_cli.render_diff import render_key_history
 from ckptstore import Checkpoint, CommitInfo, KeyChange, Store, redact

@@ -1,7 +1,7 @@
 """Capturing state: deps (check the configured dependencies), import and export.
 
 ``ckpt commit``'s capture flags live with the command in ``basic``; the helpers that
-turn them into library values are here.
+turn them into library values are in ``inputs``.
 """
 
 from __future__ import annotations
@@ -13,43 +13,9 @@ from typing import Annotated, Optional
 import typer
 
 from ckpt_cli.base import JsonOpt, StoreOpt, app, handle_errors, open_store, print_json
-from ckptstore.collectors import Captured
 from ckptstore.config import CONFIG_FILE
-from ckptstore.edits import Edits, parse_output, parse_task
 from ckptstore.interchange import export_checkpoints, import_checkpoints
 from ckptstore.probes import ProbeResult
-
-
-def edits_from_flags(
-    *,
-    phase: str | None,
-    phase_number: int | None,
-    phase_status: str | None,
-    tasks: Sequence[str] | None,
-    add_tasks: Sequence[str] | None,
-    active_task: str | None,
-    outputs: Sequence[str] | None,
-) -> Edits:
-    """The flag edits of ``ckpt commit`` (raises InvalidOption on malformed syntax)."""
-    return Edits(
-        phase=phase,
-        phase_number=phase_number,
-        phase_status=phase_status,
-        add_tasks=tuple(add_tasks or ()),
-        tasks=tuple(parse_task(t) for t in tasks or ()),
-        active_task=active_task,
-        outputs=tuple(parse_output(o) for o in outputs or ()),
-    )
-
-
-def report_collector_errors(captured: Captured) -> None:
-    """One warning line on stderr per collector that failed (the commit went ahead)."""
-    for error in captured.errors:
-        typer.echo(
-            f"warning: collector {error.collector!r} failed ({error.error}); recorded in the"
-            " checkpoint's collector_errors",
-            err=True,
-        )
 
 
 def _render_deps(results: Sequence[ProbeResult]) -> str:

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import typer
+
 from ckptstore import InvalidInput
+from ckptstore.collectors import Captured
+from ckptstore.edits import Edits, parse_output, parse_task
 
 
 class BadArgument(InvalidInput):
@@ -64,3 +69,35 @@ def parse_var(value: str) -> Any:
         return parse_json(value)
     except (ValueError, RecursionError):
         return value
+
+
+def edits_from_flags(
+    *,
+    phase: str | None,
+    phase_number: int | None,
+    phase_status: str | None,
+    tasks: Sequence[str] | None,
+    add_tasks: Sequence[str] | None,
+    active_task: str | None,
+    outputs: Sequence[str] | None,
+) -> Edits:
+    """The flag edits of ``ckpt commit`` (raises InvalidOption on malformed syntax)."""
+    return Edits(
+        phase=phase,
+        phase_number=phase_number,
+        phase_status=phase_status,
+        add_tasks=tuple(add_tasks or ()),
+        tasks=tuple(parse_task(t) for t in tasks or ()),
+        active_task=active_task,
+        outputs=tuple(parse_output(o) for o in outputs or ()),
+    )
+
+
+def report_collector_errors(captured: Captured) -> None:
+    """One warning line on stderr per collector that failed (the commit went ahead)."""
+    for error in captured.errors:
+        typer.echo(
+            f"warning: collector {error.collector!r} failed ({error.error}); recorded in the"
+            " checkpoint's collector_errors",
+            err=True,
+        )
