@@ -52,12 +52,17 @@ def damaged_store(tmp_path: Path) -> tuple[Path, dict[str, dict[str, Any]]]:
     return directory, expected
 
 
-def links(store: Store) -> dict[bytes, set[str]]:
-    """What names each object (an independent walk, not fsck's): object ids, refs, reflog."""
+def links(store: Store, db: sqlite3.Connection) -> dict[bytes, set[str]]:
+    """What names each object (an independent walk, not fsck's): objects, refs, reflog,
+    and objects stored as deltas against it (the ``base`` column)."""
     named: dict[bytes, set[str]] = defaultdict(set)
     for oid in store.backend.iter_ids():
         for child in references(*store.objects.get(oid)):
             named[child].add(oid.hex())
+    columns = [row[1] for row in db.execute("PRAGMA table_info(objects)")]
+    if "base" in columns:
+        for oid, base in db.execute("SELECT id, base FROM objects WHERE base IS NOT NULL"):
+            named[base].add(f"{oid.hex()} (as its base)")
     for name, oid in store.backend.list_refs().items():
         named[oid].add(f"ref {name}")
     for entry in store.backend.reflog():
@@ -164,8 +169,8 @@ def test_every_deleted_object_is_reported_with_what_referenced_it(
     directory, expected = damaged_store
     rng = random.Random()
     refused = 0
-    with Store.open(directory) as store:
-        named = links(store)
+    with Store.open(directory) as store, closing(sqlite3.connect(directory / STORE_FILE)) as db:
+        named = links(store, db)
         needs = closures(store, list(expected))
         ids = sorted(store.backend.iter_ids())
     assert set(ids) <= set(named)  # nothing unreferenced: every deletion is damage
