@@ -26,6 +26,7 @@ from ckptstore.gc import Progress
 from ckptstore.graph import references
 from ckptstore.objects import Kind
 from ckptstore.objectstore import Loaded, ObjectStore
+from ckptstore.roots import root_problems
 
 __all__ = ["FsckReport", "Problem", "check_store"]
 
@@ -37,7 +38,11 @@ MAX_REFERRERS: Final = 10
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong: ``kind`` is ``corrupt``, ``missing`` or ``not a commit``."""
+    """One thing wrong, of a ``kind``: ``corrupt``, ``missing``, or in the wrong place.
+
+    Wrong places: ``not a commit`` (a ref to another kind) and ``not a checkpoint`` (a
+    commit's tree that is not shaped as a checkpoint's root).
+    """
 
     kind: str
     object_id: str
@@ -169,6 +174,7 @@ def check_store(objects: ObjectStore, *, progress: Progress | None = None) -> Fs
     counts: Counter[str] = Counter()
     corrupt: dict[bytes, str] = {}
     missing = _Referrers()
+    trees = _Referrers()  # commit trees, with the commits that name them
     with backend.reading():
         marks = backend.prune_marks()
         refs = backend.list_refs()
@@ -187,8 +193,11 @@ def check_store(objects: ObjectStore, *, progress: Progress | None = None) -> Fs
                 kind, data = read.kind, read.data
                 counts[kind.label] += 1
                 try:
-                    for child in _links(oid, kind, data, marks):
+                    links = _links(oid, kind, data, marks)
+                    for child in links:
                         wanted.setdefault(child, []).append(oid.hex())
+                    if kind == Kind.COMMIT:
+                        trees.add(links[0], oid.hex())
                     if read.base is not None:
                         wanted.setdefault(read.base, []).append(f"{oid.hex()} (as its base)")
                 except MalformedData as err:
@@ -214,6 +223,10 @@ def check_store(objects: ObjectStore, *, progress: Progress | None = None) -> Fs
             wrong.problem("not a commit", oid, f"it is a {_KINDS.get(kinds[oid], 'bad kind')}")
             for oid in wrong.counts
         ]
+        unsound = [oid for oid in trees.counts if oid not in corrupt and oid not in missing.counts]
+        for batch in _batches(unsound):
+            for oid, why in root_problems(objects, batch).items():
+                problems.append(trees.problem("not a checkpoint", oid, why))
         if corrupt:
             named = _find_referrers(objects, corrupt.keys(), marks, roots, progress, total)
             problems += [named.problem("corrupt", oid, why) for oid, why in corrupt.items()]

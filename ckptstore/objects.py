@@ -27,7 +27,7 @@ from typing import Any, Final, NewType, TypeAlias
 import blake3
 import msgpack
 
-from ckptstore.errors import InvalidValue, MalformedData
+from ckptstore.errors import CorruptObject, InvalidValue, MalformedData
 
 __all__ = [
     "ID_BYTES",
@@ -40,6 +40,7 @@ __all__ = [
     "ObjectId",
     "canonical",
     "decode",
+    "decode_stored",
     "decode_trusted",
     "encode",
     "hex_id",
@@ -307,6 +308,19 @@ def decode_trusted(data: bytes) -> Any:
         if problem is not None:
             raise MalformedData("encoding", problem)
     return value
+
+
+def decode_stored(oid: bytes, data: bytes) -> Any:
+    """:func:`decode_trusted` for object ``oid`` read from the store.
+
+    Raises:
+        CorruptObject: naming ``oid``, when its (correctly hashed) bytes are no value:
+            the user learns which object to look for, not only that one is bad.
+    """
+    try:
+        return decode_trusted(data)
+    except MalformedData as err:
+        raise CorruptObject(oid.hex(), err.problem) from None
 
 
 def decode(data: bytes, *, what: str = "encoding") -> Any:

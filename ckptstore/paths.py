@@ -19,7 +19,8 @@ from typing import Any, Final
 from ckptstore.errors import InvalidPath, PathNotFound
 from ckptstore.objects import Kind
 from ckptstore.objectstore import ObjectStore
-from ckptstore.trees import MAP_INNER, Entry, fetch_closure, parse_node, read_items, resolve
+from ckptstore.roots import check_root
+from ckptstore.trees import MAP_INNER, Entry, fetch_closure, parse_stored, read_items, resolve
 
 __all__ = ["Path", "format_path", "lookup", "parse_path"]
 
@@ -72,7 +73,7 @@ def _map_entry(store: ObjectStore, tree: bytes, key: str) -> tuple[bool, Entry]:
         kind, data = store.get(oid)
         if kind != Kind.TREE:
             return False, None
-        node = parse_node(data)
+        node = parse_stored(oid, data)
         if not node.is_map:
             return False, None
         if node.is_leaf:
@@ -120,8 +121,10 @@ def lookup(store: ObjectStore, root: bytes, path: Path, *, text: str = "") -> An
 
     Raises:
         PathNotFound: naming the first segment that does not exist, and what does.
+        CorruptObject: if ``root`` is not shaped as a checkpoint's root.
     """
     text = text or format_path(path)
+    check_root(store, root)
     flat = read_items(store, root)
     top: dict[str, Entry] = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
     head, rest = path[0], path[1:]

@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ckptstore.errors import InvalidCheckpoint, InvalidValue
+from ckptstore.errors import CorruptObject, InvalidCheckpoint, InvalidValue
 from ckptstore.objects import Kind, canonical, decode_trusted, pack_canonical
 from ckptstore.objectstore import ObjectStore
+from ckptstore.roots import ROOT_NOT_A_TREE, value_problem
 from ckptstore.tokens import estimate_entry
 from ckptstore.trees import (
     Entry,
@@ -254,7 +255,12 @@ def read_state(store: ObjectStore, root: bytes) -> dict[str, Any]:
     seed format's fields first, in its order, for readable output.
     """
     loaded = fetch_closure(store, [root])
-    top: dict[str, Any] = resolve(loaded, root)
+    if loaded[root][0] != Kind.TREE:
+        raise CorruptObject(root.hex(), ROOT_NOT_A_TREE.format(loaded[root][0].label))
+    top = resolve(loaded, root)
+    problem = value_problem(top)
+    if problem is not None or not isinstance(top, dict):
+        raise CorruptObject(root.hex(), problem or "not a map")
     top.update(top.pop("meta", {}))
     for name, order in _ITEM_ORDER.items():
         value = top.get(name)

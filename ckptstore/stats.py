@@ -24,10 +24,10 @@ from typing import Any
 from ckptstore.backends.base import Backend
 from ckptstore.commits import CommitInfo, iter_history
 from ckptstore.gc import Progress
-from ckptstore.objects import Kind, decode_trusted
+from ckptstore.objects import Kind, decode_stored
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX
-from ckptstore.trees import LIST_LEAF, MAP_INNER, MAP_LEAF, Node, parse_node
+from ckptstore.trees import LIST_LEAF, MAP_INNER, MAP_LEAF, Node, parse_stored
 
 __all__ = ["LargeEntry", "StoreStats", "collect_stats"]
 
@@ -139,10 +139,10 @@ class _Sizer:
                     self.read.add(oid)
                     self.unique += len(data)
                     if kind == Kind.TREE:
-                        node = self.nodes[oid] = parse_node(data)
+                        node = self.nodes[oid] = parse_stored(oid, data)
                         found.extend(c for c in node.children() if not self._known(c))
                     else:
-                        self.blobs[oid] = json_size(decode_trusted(data))
+                        self.blobs[oid] = json_size(decode_stored(oid, data))
                         self.fresh.add(oid)
             level = list(dict.fromkeys(c for c in found if not self._known(c)))
 
@@ -170,7 +170,7 @@ class _Sizer:
             return known
         self.load(root)
         if root not in self.nodes:  # sized before as a subtree: read it again
-            self.nodes[root] = parse_node(self.objects.get(root)[1])
+            self.nodes[root] = parse_stored(root, self.objects.get(root)[1])
         node = self.nodes.pop(root)
         if node.type != MAP_LEAF:  # not a checkpoint root: size it as a plain map
             self.nodes[root] = node

@@ -19,7 +19,8 @@ from ckptstore.diff import LIST_SECTIONS, SECTIONS, Change, align, list_changes,
 from ckptstore.diff import section_changes as state_section_changes
 from ckptstore.objects import Kind, pack_canonical
 from ckptstore.objectstore import ObjectStore
-from ckptstore.trees import MAP_INNER, Entry, Node, fetch_closure, parse_node, read_items, resolve
+from ckptstore.roots import check_root
+from ckptstore.trees import MAP_INNER, Entry, Node, fetch_closure, parse_stored, read_items, resolve
 
 __all__ = ["NotATree", "Walk", "diff_trees", "expand"]
 
@@ -55,7 +56,7 @@ def expand(store: ObjectStore, old: bytes, new: bytes) -> Walk:
         for oid, (kind, data) in store.get_many(wanted).items() if wanted else ():
             if kind != Kind.TREE:
                 raise NotATree
-            walk.nodes[oid] = parse_node(data)
+            walk.nodes[oid] = parse_stored(oid, data)
         nxt: tuple[set[bytes], set[bytes]] = (set(), set())
         for side in (0, 1):
             for oid in sorted(live[side]):
@@ -178,6 +179,8 @@ def diff_trees(
     """
     if old_root == new_root:
         return []
+    check_root(store, old_root)
+    check_root(store, new_root)
     tops = (_root_entries(store, old_root), _root_entries(store, new_root))
     out: list[Change] = []
     for section in (s for s in SECTIONS if s in sections):

@@ -30,7 +30,15 @@ from typing import Any, Final, TypeAlias
 import blake3
 
 from ckptstore.errors import CorruptObject, MalformedData
-from ckptstore.objects import ID_BYTES, Kind, decode, decode_trusted, object_id, pack_canonical
+from ckptstore.objects import (
+    ID_BYTES,
+    Kind,
+    decode,
+    decode_stored,
+    decode_trusted,
+    object_id,
+    pack_canonical,
+)
 from ckptstore.objectstore import ObjectStore
 
 __all__ = [
@@ -47,6 +55,7 @@ __all__ = [
     "build_map",
     "fetch_closure",
     "parse_node",
+    "parse_stored",
     "read_items",
     "resolve",
     "store_value",
@@ -195,6 +204,18 @@ def _check_ref(value: Any) -> None:
         raise MalformedData("tree node", f"reference of {len(value)} bytes")
 
 
+def parse_stored(oid: bytes, data: bytes) -> Node:
+    """:func:`parse_node` for tree ``oid`` read from the store.
+
+    Raises:
+        CorruptObject: naming ``oid`` when its bytes are not a well-formed tree node.
+    """
+    try:
+        return parse_node(data)
+    except MalformedData as err:
+        raise CorruptObject(oid.hex(), err.problem) from None
+
+
 def parse_node(data: bytes, *, trusted: bool = True) -> Node:
     """Decode and structurally check a tree node.
 
@@ -247,10 +268,7 @@ def _load_level(
     nxt: list[bytes] = []
     for oid, (kind, data) in store.get_many(wanted).items():
         if kind == Kind.TREE:
-            try:
-                node = parse_node(data)
-            except MalformedData as err:
-                raise CorruptObject(oid.hex(), err.problem) from None
+            node = parse_stored(oid, data)
             into[oid] = (kind, node)
             if follow_refs or not node.is_leaf:
                 nxt.extend(node.children())
@@ -278,9 +296,12 @@ def fetch_closure(
 
 def _items(loaded: dict[bytes, tuple[Kind, Any]], oid: bytes) -> list[Any]:
     """The leaf items under tree ``oid``, concatenated in order."""
-    node: Node = loaded[oid][1]
+    kind, node = loaded[oid]
+    if kind != Kind.TREE:
+        raise CorruptObject(oid.hex(), f"a {kind.label} where a tree was expected")
     if node.is_leaf:
-        return node.items
+        items: list[Any] = node.items
+        return items
     out: list[Any] = []
     for child in node.children():
         out.extend(_items(loaded, child))
@@ -301,10 +322,7 @@ def resolve(loaded: dict[bytes, tuple[Kind, Any]], entry: Entry) -> Any:
         return entry
     kind, obj = loaded[entry]
     if kind == Kind.BLOB:
-        try:
-            return decode_trusted(obj)
-        except MalformedData as err:
-            raise CorruptObject(entry.hex(), err.problem) from None
+        return decode_stored(entry, obj)
     items = _items(loaded, entry)
     if obj.is_map:
         return {items[i]: resolve(loaded, items[i + 1]) for i in range(0, len(items), 2)}

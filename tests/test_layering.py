@@ -39,6 +39,7 @@ LAYERS: dict[str, int] = {
     "refs": 2,
     "trees": 2,
     "paths": 2,  # reads values out of trees
+    "roots": 2,  # the shape a checkpoint's root tree must have
     "snapshot": 3,
     "commits": 3,
     "revisions": 3,

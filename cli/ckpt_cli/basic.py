@@ -180,7 +180,7 @@ def commit(
     given, source = read_state(state) if state is not None else (None, "")
     if merge and given is None:
         raise BadArgument("--merge", "needs a partial state: --state FILE --merge (or -)")
-    variables = {key: parse_var(value) for key, value in pairs(var)}
+    variables = {key: parse_var(key, value) for key, value in pairs(var)}
     secrets = dict(pairs(secret_var))
     for key in secrets.keys() & variables.keys():
         raise BadArgument("--secret-var", f"{key!r} is also given with --var; give it once")

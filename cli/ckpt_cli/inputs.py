@@ -63,11 +63,17 @@ def read_state(source: str) -> tuple[Any, str]:
         raise BadArgument("--state", f"{name} is not valid JSON: {err}") from None
 
 
-def parse_var(value: str) -> Any:
-    """A --var VALUE: JSON when it parses as JSON, else the string itself."""
+def parse_var(key: str, value: str) -> Any:
+    """A --var VALUE: JSON when it parses as JSON, else the string itself.
+
+    JSON too deep for the parser is refused rather than kept as a string: the user meant
+    a value, and storing its text instead would hide the mistake.
+    """
     try:
         return parse_json(value)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        raise BadArgument("--var", f"the value of {key!r} is nested too deeply") from None
+    except ValueError:
         return value
 
 

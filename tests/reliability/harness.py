@@ -222,10 +222,6 @@ class ForkServer:
         self.job = Job(self)
         return self.job
 
-    def run(self, op: str, **args: Any) -> Job:
-        """Run a child to its end."""
-        return self.start(op, **args).finish()
-
     def close(self) -> None:
         if self.job is not None:
             if self.job.pid is None:

@@ -461,3 +461,27 @@ def test_the_fuzzed_decoders_do_refuse_damage() -> None:
         Commit.from_value(decode_trusted(SAMPLES[0]))
     with pytest.raises(MalformedData):
         Codec().decompress(ZSTD, SAMPLES[5][:-3], 1505)
+
+
+@pytest.mark.parametrize(
+    "root",
+    [raw(Kind.TREE, [0, "variables", 5]), raw(Kind.TREE, [0, "zzz", 5])],
+    ids=["inline-variables", "unknown-section"],
+)
+@pytest.mark.parametrize(
+    "command",
+    [["load", "odd"], ["diff", "main", "odd"], ["show", "odd:variables.a"],
+     ["log", "odd", "--key", "variables.a"], ["summary", "odd"], ["restore", "odd"]],
+    ids=lambda c: c[0],
+)  # fmt: skip
+def test_every_read_path_names_a_root_that_is_no_checkpoint(
+    seeded: Path, tmp_path: Path, root: StoredObject, command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A root map with the wrong sections: no command reads past it or crashes."""
+    with Store.open(seeded) as store:
+        plant_commit(store, "odd", root.id, [root])
+        (problem,) = store.fsck().problems
+        assert (problem.kind, problem.object_id) == ("not a checkpoint", root.id.hex())
+    monkeypatch.chdir(tmp_path)
+    assert_error(ckpt("--store", str(seeded), *command), 1, root.id.hex(), "corrupt")
