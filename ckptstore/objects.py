@@ -42,6 +42,7 @@ __all__ = [
     "decode",
     "decode_stored",
     "decode_trusted",
+    "decode_value",
     "encode",
     "hex_id",
     "object_id",
@@ -321,6 +322,39 @@ def decode_stored(oid: bytes, data: bytes) -> Any:
         return decode_trusted(data)
     except MalformedData as err:
         raise CorruptObject(oid.hex(), err.problem) from None
+
+
+_BIN_MARKS: Final = (b"\xc4", b"\xc5", b"\xc6")
+
+
+def decode_value(oid: bytes, data: bytes) -> Any:
+    """:func:`decode_stored` for blob ``oid`` holding part of a checkpoint.
+
+    A checkpoint holds JSON values only; bytes (msgpack ``bin``) are for the store's own
+    records (its zstd dictionary). A value holding them came from a damaged or hostile
+    store, and would break whoever prints it as JSON.
+
+    Raises:
+        CorruptObject: naming ``oid``, when the blob is no JSON value.
+    """
+    value = decode_stored(oid, data)
+    # Cheap screen: a bin value starts with one of these bytes (so may UTF-8 text).
+    if any(mark in data for mark in _BIN_MARKS) and _holds_bytes(value):
+        raise CorruptObject(oid.hex(), "it holds bytes, which no checkpoint value does")
+    return value
+
+
+def _holds_bytes(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if type(item) is bytes:
+            return True
+        if type(item) is dict:
+            stack.extend(item.values())
+        elif type(item) is list:
+            stack.extend(item)
+    return False
 
 
 def decode(data: bytes, *, what: str = "encoding") -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 from ckptstore.backends.base import Backend
 from ckptstore.commits import CommitInfo, iter_history
 from ckptstore.gc import Progress
-from ckptstore.objects import Kind, decode_stored
+from ckptstore.objects import Kind, decode_value
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX
 from ckptstore.trees import LIST_LEAF, MAP_INNER, MAP_LEAF, Node, parse_stored
@@ -142,7 +142,7 @@ class _Sizer:
                         node = self.nodes[oid] = parse_stored(oid, data)
                         found.extend(c for c in node.children() if not self._known(c))
                     else:
-                        self.blobs[oid] = json_size(decode_stored(oid, data))
+                        self.blobs[oid] = json_size(decode_value(oid, data))
                         self.fresh.add(oid)
             level = list(dict.fromkeys(c for c in found if not self._known(c)))
 

@@ -34,8 +34,8 @@ from ckptstore.objects import (
     ID_BYTES,
     Kind,
     decode,
-    decode_stored,
     decode_trusted,
+    decode_value,
     object_id,
     pack_canonical,
 )
@@ -322,7 +322,7 @@ def resolve(loaded: dict[bytes, tuple[Kind, Any]], entry: Entry) -> Any:
         return entry
     kind, obj = loaded[entry]
     if kind == Kind.BLOB:
-        return decode_stored(entry, obj)
+        return decode_value(entry, obj)
     items = _items(loaded, entry)
     if obj.is_map:
         return {items[i]: resolve(loaded, items[i + 1]) for i in range(0, len(items), 2)}

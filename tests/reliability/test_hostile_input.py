@@ -291,8 +291,12 @@ def test_msgpack_extension_types_in_stored_data_are_refused(
 )  # fmt: skip
 @pytest.mark.parametrize(
     ("kind", "data"),
-    [(Kind.TREE, b"\x93\x00\xa1x\xd4\x05\x00"), (Kind.BLOB, b"\x91" * 1000 + b"\xc0")],
-    ids=["tree-with-ext", "blob-too-deep"],
+    [
+        (Kind.TREE, b"\x93\x00\xa1x\xd4\x05\x00"),
+        (Kind.BLOB, b"\x91" * 1000 + b"\xc0"),
+        (Kind.BLOB, b"\x92\xa1a\xc4\x03abc"),
+    ],
+    ids=["tree-with-ext", "blob-too-deep", "blob-with-bytes"],
 )
 def test_every_read_path_names_a_malformed_object(
     seeded: Path, tmp_path: Path, kind: Kind, data: bytes, command: list[str],
