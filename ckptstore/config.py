@@ -24,6 +24,10 @@ Sections this module reads (every one optional)::
     [probes]
     bound = 2.0                          # seconds the whole probe phase may take
 
+    [gc]                                 # ckpt gc and ckpt prune (their flags override)
+    grace = "1h"                         # never delete objects stored more recently
+    reflog_expiry = "90d"                # older reflog entries stop keeping checkpoints
+
     [collectors]
     on_error = "record"                  # a failing collector: "record" it or "fail"
     plugins = true                       # run the ckptstore.collectors entry points
@@ -45,15 +49,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
-from ckptstore.errors import InvalidConfig
+from ckptstore.errors import InvalidConfig, InvalidOption
 from ckptstore.probes import CHECKS, DEFAULT_BOUND, DependencySpec, endpoint_problem
+from ckptstore.retention import parse_duration
 from ckptstore.secrets import DEFAULT_PATTERNS
 from ckptstore.summary import BUILTIN_TASK_TYPES, TaskProfile
 
 __all__ = ["CONFIG_FILE", "SECTIONS", "Config", "Table", "load_config", "parse_config"]
 
 CONFIG_FILE: Final = "config.toml"
-SECTIONS: Final = ("secrets", "summary", "dependencies", "probes", "collectors")
+SECTIONS: Final = ("secrets", "summary", "dependencies", "probes", "gc", "collectors")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _ITEM = re.compile(r"(.+)\[(\d+)\]")
 MAX_BOUND: Final = 60.0
@@ -72,6 +77,9 @@ class Config:
     collector_errors: str = "record"
     plugins: bool = True
     disabled_collectors: tuple[str, ...] = ()
+    gc_grace: float | None = None
+    """Seconds; ``None``: the built-in default of :mod:`ckptstore.gc`."""
+    gc_reflog_expiry: float | None = None
 
 
 class Table:
@@ -136,6 +144,16 @@ class Table:
         if not low < value <= high:
             self.fail((*self.where, key), f"must be more than {low:g} and at most {high:g}")
         return float(value)
+
+    def duration(self, key: str) -> float | None:
+        """The duration ``key`` (``90s``, ``1h``, ``7d``, ``0s``) in seconds, or None."""
+        text = self.string(key)
+        if text is None:
+            return None
+        try:
+            return parse_duration(text, option=key).total_seconds()
+        except InvalidOption as err:
+            self.fail((*self.where, key), f"{text!r} is {err.problem}")
 
     def integers(self, key: str) -> tuple[int, ...]:
         """The list of integers ``key`` (empty when absent)."""
@@ -331,8 +349,16 @@ def parse_config(text: str, *, source: str = CONFIG_FILE) -> Config:
         plugins = collectors.boolean("plugins", True)
         disabled = collectors.strings("disable") or ()
         collectors.done()
+    grace = expiry = None
+    gc = root.table("gc")
+    if gc is not None:
+        grace, expiry = gc.duration("grace"), gc.duration("reflog_expiry")
+        gc.done()
     root.done()
-    return Config(source, patterns, task_types, dependencies, bound, on_error, plugins, disabled)
+    return Config(
+        source, patterns, task_types, dependencies, bound, on_error, plugins, disabled,
+        grace, expiry,
+    )  # fmt: skip
 
 
 def load_config(directory: str | Path | None) -> Config:

@@ -26,7 +26,7 @@ written when an edit cannot apply.
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -142,7 +142,7 @@ class Edits:
                 outputs.append(
                     {
                         "type": output.type,
-                        "id": f"{output.type}-{stamp}-{secrets.token_hex(3)}",
+                        "id": f"{output.type}-{stamp}-{os.urandom(3).hex()}",
                         "action": output.action,
                         "success": output.success,
                         "timestamp": now,

@@ -36,7 +36,6 @@ from ckptstore.errors import (
     StoreExists,
     StoreNotWritable,
 )
-from ckptstore.gc import DEFAULT_GRACE, DEFAULT_REFLOG_EXPIRY, GCStats, Progress, collect_garbage
 from ckptstore.graph import references
 from ckptstore.history import (
     KeyChange,
@@ -70,6 +69,7 @@ if TYPE_CHECKING:  # the facade's less common parts are imported where they are 
     from ckptstore.config import Config
     from ckptstore.edits import Edits
     from ckptstore.fsck import FsckReport
+    from ckptstore.gc import GCStats, Progress
     from ckptstore.probes import ProbeResult
     from ckptstore.prune import PruneReport
     from ckptstore.retention import RetentionPolicy
@@ -748,8 +748,8 @@ class Store:
     def gc(
         self,
         *,
-        grace: float = DEFAULT_GRACE,
-        reflog_expiry: float = DEFAULT_REFLOG_EXPIRY,
+        grace: float | None = None,
+        reflog_expiry: float | None = None,
         dry_run: bool = False,
         now: float | None = None,
         progress: Progress | None = None,
@@ -757,9 +757,13 @@ class Store:
     ) -> GCStats:
         """Delete what nothing reaches (safe alongside commits); see :mod:`ckptstore.gc`.
 
-        ``grace`` and ``reflog_expiry`` are seconds; ``now`` is the time ages are
-        measured against (default: the clock); ``compact`` rewrites the file afterwards.
+        ``grace`` and ``reflog_expiry`` are seconds (default: the ``[gc]`` section of
+        ``config.toml``, else gc's defaults); ``now`` is the time ages are measured
+        against (default: the clock); ``compact`` rewrites the file afterwards.
         """
+        from ckptstore.gc import collect_garbage
+
+        grace, reflog_expiry = self._gc_ages(grace, reflog_expiry)
         stats = collect_garbage(
             self.objects, grace=grace, reflog_expiry=reflog_expiry, dry_run=dry_run,
             now=now, progress=progress, compact=compact,
@@ -773,8 +777,8 @@ class Store:
         *,
         sessions: Sequence[str] | None = None,
         dry_run: bool = False,
-        grace: float = DEFAULT_GRACE,
-        reflog_expiry: float = DEFAULT_REFLOG_EXPIRY,
+        grace: float | None = None,
+        reflog_expiry: float | None = None,
         now: float | None = None,
         progress: Progress | None = None,
         compact: bool = False,
@@ -782,11 +786,13 @@ class Store:
         """Forget checkpoints ``policy`` does not keep, then gc; see :mod:`ckptstore.prune`.
 
         The default policy keeps the newest 50 checkpoints of every session; session
-        heads and tagged checkpoints are always kept.
+        heads and tagged checkpoints are always kept. ``grace`` and ``reflog_expiry`` as
+        for :meth:`gc`.
         """
         from ckptstore.prune import apply_retention
         from ckptstore.retention import RetentionPolicy
 
+        grace, reflog_expiry = self._gc_ages(grace, reflog_expiry)
         report = apply_retention(
             self.objects, policy or RetentionPolicy(), sessions=sessions, dry_run=dry_run,
             grace=grace, reflog_expiry=reflog_expiry, now=now, progress=progress,
@@ -794,6 +800,21 @@ class Store:
         )  # fmt: skip
         self.objects.drop_cache()
         return report
+
+    def _gc_ages(self, grace: float | None, expiry: float | None) -> tuple[float, float]:
+        """The grace period and reflog expiry: given, else configured, else the defaults."""
+        from ckptstore.gc import DEFAULT_GRACE, DEFAULT_REFLOG_EXPIRY
+
+        config = self.config
+        if grace is None:
+            grace = DEFAULT_GRACE if config.gc_grace is None else config.gc_grace
+        if expiry is None:
+            expiry = (
+                DEFAULT_REFLOG_EXPIRY
+                if config.gc_reflog_expiry is None
+                else config.gc_reflog_expiry
+            )
+        return grace, expiry
 
     def fsck(self, *, progress: Progress | None = None) -> FsckReport:
         """Check every object, link and ref; see :mod:`ckptstore.fsck`."""

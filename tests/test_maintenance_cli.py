@@ -94,6 +94,40 @@ def test_gc_keeps_young_garbage_by_default(store_dir: Path) -> None:
     assert "unreachable ones within the 1h grace period" in text
 
 
+def test_gc_reads_its_grace_and_reflog_expiry_from_the_config(store_dir: Path) -> None:
+    """[gc] in config.toml sets what the flags leave unsaid; a flag still wins."""
+    fill(store_dir)
+    with Store.open(store_dir) as store:
+        make_garbage(store)
+    backdate(store_dir, 7200)  # older than the default grace (1h), younger than 1d
+    (store_dir / "config.toml").write_text('[gc]\ngrace = "1d"\nreflog_expiry = "0s"\n')
+    dry = as_json("gc", "--dry-run", "--store", str(store_dir))
+    assert (dry["grace"], dry["reflog_expiry"]) == (86400, 0)
+    assert dry["objects_removed"] == 0
+    assert dry["objects_young"] > 0
+    (store_dir / "config.toml").write_text('[gc]\ngrace = "0s"\nreflog_expiry = "0s"\n')
+    flagged = as_json("gc", "--dry-run", "--grace", "3h", "--store", str(store_dir))
+    assert (flagged["grace"], flagged["objects_removed"]) == (10800, 0)
+    real = as_json("gc", "--store", str(store_dir))
+    assert real["grace"] == 0
+    assert real["objects_removed"] > 0
+    with Store.open(store_dir) as store:
+        assert store.prune(dry_run=True).gc.grace == 0  # the API reads it too
+    ok(ckpt("fsck", "--store", str(store_dir)))
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [('[gc]\ngrace = "soon"\n', "gc.grace"), ("[gc]\nreflog_expiry = 90\n", "gc.reflog_expiry"),
+     ('[gc]\ngrase = "1h"\n', "grase")],
+)  # fmt: skip
+def test_gc_refuses_a_bad_gc_section(store_dir: Path, text: str, needle: str) -> None:
+    fill(store_dir)
+    (store_dir / "config.toml").write_text(text)
+    line = assert_error(ckpt("gc", "--store", str(store_dir)), 2, needle, "config.toml")
+    assert "config.toml:2:" in line
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [(["--grace", "soon"], "--grace"), (["--grace", "-1h"], "--grace"),

@@ -22,6 +22,11 @@ from ckptstore.prune import PruneReport
 from ckptstore.retention import RetentionPolicy, format_duration, parse_duration
 from ckptstore.stats import StoreStats
 
+
+def _spelled(seconds: float) -> str:
+    return format_duration(timedelta(seconds=seconds))
+
+
 LARGE: Final = 10_000
 """Objects (or checkpoints, for stats) from which a store counts as large."""
 
@@ -37,16 +42,21 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", "-n", help="Change nothing; report what would go.")
 ]
 GraceOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--grace",
-        help="Never delete objects stored more recently than this (90s, 30m, 1h, 2d).",
+        help="Never delete objects stored more recently than this (90s, 30m, 1h, 2d)."
+        f" [default: [gc] grace in config.toml, else {_spelled(DEFAULT_GRACE)}]",
+        show_default=False,
     ),
 ]
 ExpiryOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--reflog-expiry", help="Reflog entries younger than this keep their checkpoints."
+        "--reflog-expiry",
+        help="Reflog entries younger than this keep their checkpoints."
+        f" [default: [gc] reflog_expiry in config.toml, else {_spelled(DEFAULT_REFLOG_EXPIRY)}]",
+        show_default=False,
     ),
 ]
 CompactOpt = Annotated[
@@ -56,14 +66,6 @@ CompactOpt = Annotated[
         help="Then rewrite the store file to free all the space (commits wait meanwhile).",
     ),
 ]
-
-
-def _spelled(seconds: float) -> str:
-    return format_duration(timedelta(seconds=seconds))
-
-
-_GRACE: Final = _spelled(DEFAULT_GRACE)
-_EXPIRY: Final = _spelled(DEFAULT_REFLOG_EXPIRY)
 
 
 class _Bars:
@@ -109,8 +111,8 @@ def _progress(
         bars.stop()
 
 
-def _seconds(text: str, option: str) -> float:
-    return parse_duration(text, option=option).total_seconds()
+def _seconds(text: str | None, option: str) -> float | None:
+    return None if text is None else parse_duration(text, option=option).total_seconds()
 
 
 def _n(value: int) -> str:
@@ -142,8 +144,8 @@ def render_gc(stats: GCStats) -> str:
 @handle_errors
 def gc(
     ctx: typer.Context,
-    grace: GraceOpt = _GRACE,
-    reflog_expiry: ExpiryOpt = _EXPIRY,
+    grace: GraceOpt = None,
+    reflog_expiry: ExpiryOpt = None,
     dry_run: DryRunOpt = False,
     compact: CompactOpt = False,
     progress: ProgressOpt = None,
@@ -233,7 +235,7 @@ def prune(
         ),
     ] = None,
     dry_run: DryRunOpt = False,
-    grace: GraceOpt = _GRACE,
+    grace: GraceOpt = None,
     compact: CompactOpt = False,
     progress: ProgressOpt = None,
     as_json: JsonOpt = False,
