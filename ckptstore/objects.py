@@ -262,6 +262,8 @@ def _reject_ext(code: int, data: bytes) -> Any:
 # msgpack decodes its timestamp extension (type -1) itself, without calling ext_hook;
 # its three encodings start with these bytes.
 _TIMESTAMP_MARKS: Final = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+# Every byte but those that start a map or an array (fixmap, fixarray, 16 and 32 bits).
+_NOT_HEADERS: Final = bytes(b for b in range(256) if not (0x80 <= b <= 0x9F or 0xDC <= b <= 0xDF))
 
 
 def _unfit(value: Any) -> str | None:
@@ -303,8 +305,11 @@ def decode_trusted(data: bytes) -> Any:
         raise
     except Exception as err:  # msgpack raises a zoo of types for bad input
         raise MalformedData("encoding", f"{type(err).__name__}: {err}") from None
-    # Cheap screens first: each level costs a byte, a timestamp has a telltale prefix.
-    if len(data) > MAX_DEPTH or any(mark in data for mark in _TIMESTAMP_MARKS):
+    # Cheap screens first: each level costs a container header byte, a timestamp has a
+    # telltale prefix. Text rarely holds header bytes, so a large text skips the walk.
+    deep = len(data) > MAX_DEPTH and len(data.translate(None, _NOT_HEADERS)) > MAX_DEPTH
+    # Every timestamp encoding holds 0xff (type -1): one scan rules nearly all data out.
+    if deep or (b"\xff" in data and any(mark in data for mark in _TIMESTAMP_MARKS)):
         problem = _unfit(value)
         if problem is not None:
             raise MalformedData("encoding", problem)
@@ -324,9 +329,6 @@ def decode_stored(oid: bytes, data: bytes) -> Any:
         raise CorruptObject(oid.hex(), err.problem) from None
 
 
-_BIN_MARKS: Final = (b"\xc4", b"\xc5", b"\xc6")
-
-
 def decode_value(oid: bytes, data: bytes) -> Any:
     """:func:`decode_stored` for blob ``oid`` holding part of a checkpoint.
 
@@ -339,7 +341,8 @@ def decode_value(oid: bytes, data: bytes) -> Any:
     """
     value = decode_stored(oid, data)
     # Cheap screen: a bin value starts with one of these bytes (so may UTF-8 text).
-    if any(mark in data for mark in _BIN_MARKS) and _holds_bytes(value):
+    bins = b"\xc4" in data or b"\xc5" in data or b"\xc6" in data  # memchr: fast
+    if bins and _holds_bytes(value):
         raise CorruptObject(oid.hex(), "it holds bytes, which no checkpoint value does")
     return value
 

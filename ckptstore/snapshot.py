@@ -25,7 +25,7 @@ from ckptstore.errors import CorruptObject, InvalidCheckpoint, InvalidValue
 from ckptstore.objects import Kind, canonical, decode_trusted, pack_canonical
 from ckptstore.objectstore import ObjectStore
 from ckptstore.roots import ROOT_NOT_A_TREE, value_problem
-from ckptstore.tokens import estimate_entry
+from ckptstore.tokens import Estimator, estimate_entry, estimator
 from ckptstore.trees import (
     Entry,
     Pending,
@@ -182,8 +182,14 @@ class Built:
     agent: tuple[str | None, int | None] = (None, None)
 
 
-def _entry(pending: Pending, value: Any) -> Entry:
-    return store_value(pending, value, pack_canonical(value))
+def _estimated(
+    pending: Pending, key: str | None, value: Any, using: Estimator
+) -> tuple[Entry, int]:
+    """The entry for canonical ``value`` and its token estimate (remembered by content)."""
+    encoded = pack_canonical(value)
+    entry = store_value(pending, value, encoded)
+    fingerprint = entry if isinstance(entry, bytes) else encoded
+    return entry, estimate_entry(key, value, fingerprint=fingerprint, using=using)
 
 
 def write_state(state: Mapping[str, Any]) -> Built:
@@ -193,21 +199,25 @@ def write_state(state: Mapping[str, Any]) -> Built:
     """
     pending: dict[bytes, tuple[Kind, bytes]] = {}
     tokens = 0
+    using = estimator()
     root: dict[str, Entry] = {}
     meta: list[tuple[str, Entry]] = []
     for name, value in state.items():
         if name in LIST_SECTIONS:
-            tokens += sum(estimate_entry(None, item) for item in value) + 1
-            root[name] = build_list(pending, [_entry(pending, item) for item in value])
+            items = [_estimated(pending, None, item, using) for item in value]
+            tokens += sum(t for _, t in items) + 1
+            root[name] = build_list(pending, [entry for entry, _ in items])
         elif name == "variables":
-            tokens += sum(estimate_entry(k, v) for k, v in value.items()) + 1
-            root[name] = build_map(pending, [(k, _entry(pending, v)) for k, v in value.items()])
-        elif name == "phase":
-            tokens += estimate_entry(name, value)
-            root[name] = _entry(pending, value)
+            pairs = [(k, _estimated(pending, k, v, using)) for k, v in value.items()]
+            tokens += sum(t for _, (_, t) in pairs) + 1
+            root[name] = build_map(pending, [(k, entry) for k, (entry, _) in pairs])
         else:
-            tokens += estimate_entry(name, value)
-            meta.append((name, _entry(pending, value)))
+            entry, cost = _estimated(pending, name, value, using)
+            tokens += cost
+            if name == "phase":
+                root[name] = entry
+            else:
+                meta.append((name, entry))
     if meta:
         root["meta"] = build_map(pending, sorted(meta))
     root_id = build_map(pending, sorted(root.items()))
@@ -303,13 +313,16 @@ def edit_variables(
     delta = 0 if variables_ref is not None else 1
     for name in replaced:
         old = current[name]
-        value = decode_trusted(blobs[old][1]) if isinstance(old, bytes) else old
-        delta -= estimate_entry(name, value)
+        if isinstance(old, bytes):
+            value = decode_trusted(blobs[old][1])
+            delta -= estimate_entry(name, value, fingerprint=old)
+        else:
+            delta -= estimate_entry(name, old, fingerprint=pack_canonical(old))
     for name in unset:
         del current[name]
     for name, value in assign.items():
-        current[name] = _entry(pending, value)
-        delta += estimate_entry(name, value)
+        current[name], cost = _estimated(pending, name, value, estimator())
+        delta += cost
     top["variables"] = build_map(pending, sorted(current.items()))
     root_id = build_map(pending, sorted(top.items()))
     return Built(root_id, pending), delta

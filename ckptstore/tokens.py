@@ -158,16 +158,43 @@ def estimate_text(text: str) -> int:
     return estimator().count(text)
 
 
-def estimate_value(value: Any) -> int:
+def estimate_value(value: Any, *, using: Estimator | None = None) -> int:
     """Estimate the tokens of a JSON value written compactly."""
+    count = (using or estimator()).count
     if isinstance(value, str):
-        return estimate_text(value) + 1
-    return estimate_text(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        return count(value) + 1
+    return count(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-def estimate_entry(key: str | None, value: Any) -> int:
-    """Estimate the tokens of one checkpoint entry (a map key and its value, or a list item)."""
-    return estimate_value(value) + (estimate_text(key) + 1 if key is not None else 0)
+_ENTRY_CACHE: dict[tuple[Estimator, str | None, bytes], int] = {}
+_ENTRY_CACHE_MAX: Final = 1 << 16
+
+
+def estimate_entry(
+    key: str | None,
+    value: Any,
+    *,
+    fingerprint: bytes | None = None,
+    using: Estimator | None = None,
+) -> int:
+    """Estimate the tokens of one checkpoint entry (a map key and its value, or a list item).
+
+    ``fingerprint`` identifies ``value`` exactly (its object id, or its canonical bytes):
+    given one, the estimate is remembered, so the entries a commit leaves unchanged (most
+    of them; large texts above all) are not estimated again by the next commit.
+    ``using`` is the active estimator, for callers that estimate many entries at once.
+    """
+    using = using or estimator()
+    if fingerprint is None:
+        return estimate_value(value, using=using) + (using.count(key) + 1 if key is not None else 0)
+    cache_key = (using, key, fingerprint)
+    found = _ENTRY_CACHE.get(cache_key)
+    if found is None:
+        found = estimate_entry(key, value, using=using)
+        if len(_ENTRY_CACHE) >= _ENTRY_CACHE_MAX:
+            _ENTRY_CACHE.clear()  # cheaper than LRU bookkeeping; refills in one commit
+        _ENTRY_CACHE[cache_key] = found
+    return found
 
 
 def clip_text(text: str, max_tokens: int) -> str:

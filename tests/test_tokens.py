@@ -12,8 +12,17 @@ from hypothesis import strategies as st
 
 from ckptstore import ContextSummarizer, InvalidSetting
 from ckptstore.demo import simulate
+from ckptstore.objects import pack_canonical
 from ckptstore.summary import LEVELS
-from ckptstore.tokens import ENV_TOKENIZER, HEURISTIC, clip_text, estimate_text, estimator
+from ckptstore.tokens import (
+    ENV_TOKENIZER,
+    HEURISTIC,
+    Estimator,
+    clip_text,
+    estimate_entry,
+    estimate_text,
+    estimator,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 LEVEL_BUDGETS = {name: spec.budget for name, spec in LEVELS.items()}
@@ -145,3 +154,54 @@ def test_heuristic_summaries_fit_their_budget_in_real_tokens_too(
             for fmt in ("markdown", "text", "json"):
                 text = ContextSummarizer(state).summary(level, format=fmt).text
                 assert len(enc.encode_ordinary(text)) <= budget, (level, fmt)
+
+
+@given(st.text(max_size=200), st.one_of(st.none(), st.text(max_size=20)))
+def test_a_remembered_entry_estimate_equals_a_fresh_one(text: str, key: str | None) -> None:
+    value = {"note": text, "n": [1, 2]}
+    fingerprint = pack_canonical(value)
+    fresh = estimate_entry(key, value)
+    assert estimate_entry(key, value, fingerprint=fingerprint) == fresh
+    assert estimate_entry(key, value, fingerprint=fingerprint) == fresh  # from the cache
+
+
+def test_remembered_estimates_belong_to_their_estimator() -> None:
+    """Switching estimators (CKPT_TOKENIZER) never serves another estimator's figure."""
+    value, fingerprint = "word " * 50, b"same-fingerprint"
+    counting_chars = Estimator("chars", len, 1)
+    first = estimate_entry("k", value, fingerprint=fingerprint, using=HEURISTIC)
+    other = estimate_entry("k", value, fingerprint=fingerprint, using=counting_chars)
+    assert first == estimate_entry("k", value)
+    assert other != first
+    assert estimate_entry("k", value, fingerprint=fingerprint, using=HEURISTIC) == first
+
+
+def test_a_commit_estimates_only_the_entries_it_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unchanged entries (large texts above all) are not estimated again at the next commit."""
+    from ckptstore import Store
+
+    seen: list[str] = []
+
+    def count(text: str) -> int:
+        seen.append(text)
+        return HEURISTIC.count(text)
+
+    counting = Estimator("counting", count, 4)
+    monkeypatch.setattr("ckptstore.snapshot.estimator", lambda: counting)
+    state = {
+        "tasks": [{"id": str(i), "subject": f"task {i}", "status": "pending"} for i in range(50)],
+        "variables": {f"v{i}": "text " * 400 for i in range(5)},
+    }
+    with Store.init(tmp_path / ".ckpt") as store:
+        first = store.commit(state)
+        assert len(seen) >= 55
+        seen.clear()
+        state["tasks"][7]["status"] = "completed"
+        second = store.commit(state)
+    assert len(seen) == 1  # the changed task (list items have no key)
+    assert '"completed"' in seen[0]
+    assert second.estimated_tokens == first.estimated_tokens + HEURISTIC.count(seen[0]) - (
+        HEURISTIC.count(seen[0].replace('"completed"', '"pending"'))
+    )
