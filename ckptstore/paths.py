@@ -20,7 +20,7 @@ from ckptstore.errors import InvalidPath, PathNotFound
 from ckptstore.objects import Kind
 from ckptstore.objectstore import ObjectStore
 from ckptstore.roots import check_root
-from ckptstore.trees import MAP_INNER, Entry, fetch_closure, parse_stored, read_items, resolve
+from ckptstore.trees import MAP_INNER, Entry, fetch_closure, parse_stored, read_items, resolve, thaw
 
 __all__ = ["Path", "format_path", "lookup", "parse_path"]
 
@@ -91,7 +91,7 @@ def _map_entry(store: ObjectStore, tree: bytes, key: str) -> tuple[bool, Entry]:
 
 def _value(store: ObjectStore, entry: Entry) -> Any:
     if not isinstance(entry, bytes):
-        return entry
+        return thaw(entry)
     return resolve(fetch_closure(store, [entry]), entry)
 
 

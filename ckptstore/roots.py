@@ -55,21 +55,24 @@ def check_root(store: ObjectStore, root: bytes) -> None:
     For walks that read a checkpoint part by part (diff), which would otherwise
     misread a map as a list, or a blob as a tree, in a damaged store.
     """
-    problem = root_problems(store, [root]).get(root)
+    problem = root_problems(store, [root], cached=True).get(root)
     if problem is not None:
         raise CorruptObject(root.hex(), problem)
 
 
-def root_problems(store: ObjectStore, roots: list[bytes]) -> dict[bytes, str]:
+def root_problems(
+    store: ObjectStore, roots: list[bytes], *, cached: bool = False
+) -> dict[bytes, str]:
     """Check that each of ``roots`` (commit trees) is shaped as a checkpoint's root.
 
     Reads each root node and the first node of each section, not whole checkpoints, so
     fsck can afford it for every commit. Roots or sections that cannot be read are left
-    out: fsck reports them as damaged or missing already.
+    out: fsck reports them as damaged or missing already. ``cached`` reads through the
+    object cache (for a diff, which reads these nodes next anyway); fsck reads the file.
     """
     problems: dict[bytes, str] = {}
     sections: dict[bytes, list[tuple[bytes, str]]] = {}
-    for root, (kind, data) in _readable(store, roots).items():
+    for root, (kind, data) in _readable(store, roots, cached).items():
         try:
             flat = _root_items(store, root, kind, data)
         except (CorruptObject, ObjectNotFound):
@@ -84,7 +87,7 @@ def root_problems(store: ObjectStore, roots: list[bytes]) -> dict[bytes, str]:
                 problems[root] = f"section {name!r} is inline, not {_SHAPE_NAMES[expected]} tree"
             elif expected is not None:
                 sections.setdefault(entry, []).append((root, name))
-    for oid, (kind, data) in _readable(store, list(sections)).items():
+    for oid, (kind, data) in _readable(store, list(sections), cached).items():
         try:
             shape = parse_stored(oid, data).is_map if kind == Kind.TREE else None
         except CorruptObject:
@@ -106,15 +109,17 @@ def _root_items(store: ObjectStore, root: bytes, kind: Kind, data: bytes) -> lis
     return node.items if node.is_leaf else read_items(store, root)
 
 
-def _readable(store: ObjectStore, ids: list[bytes]) -> dict[bytes, tuple[Kind, bytes]]:
-    """``ids`` read in one batch (uncached), leaving out any that are missing or damaged."""
+def _readable(
+    store: ObjectStore, ids: list[bytes], cached: bool
+) -> dict[bytes, tuple[Kind, bytes]]:
+    """``ids`` read in one batch, leaving out any that are missing or damaged."""
     try:
-        return store.get_many(ids, cached=False)
+        return store.get_many(ids, cached=cached)
     except (CorruptObject, ObjectNotFound):
         out: dict[bytes, tuple[Kind, bytes]] = {}
         for oid in ids:
             try:
-                out.update(store.get_many([oid], cached=False))
+                out.update(store.get_many([oid], cached=cached))
             except (CorruptObject, ObjectNotFound):
                 continue
         return out

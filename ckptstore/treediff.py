@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import Any
 
 from ckptstore.diff import LIST_SECTIONS, SECTIONS, Change, align, list_changes, map_changes
@@ -143,7 +144,7 @@ def _list_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list
     segs = [_segments(walk, old, 0), _segments(walk, new, 1)]
     tokens = [[("n", v) if t == "node" else ("e", _entry_token(v)) for t, v in seq] for seq in segs]
     sizes = [[walk.counts[v] if t == "node" else 1 for t, v in seq] for seq in segs]
-    starts = [[sum(s[:i]) for i in range(len(s) + 1)] for s in sizes]
+    starts = [list(accumulate(s, initial=0)) for s in sizes]
     picked: tuple[list[tuple[int, Entry]], list[tuple[int, Entry]]] = ([], [])
     for tag, i1, i2, j1, j2 in align(tokens[0], tokens[1]):
         if tag == "equal":

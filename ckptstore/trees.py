@@ -59,6 +59,7 @@ __all__ = [
     "read_items",
     "resolve",
     "store_value",
+    "thaw",
 ]
 
 MAP_LEAF: Final = 0
@@ -204,16 +205,30 @@ def _check_ref(value: Any) -> None:
         raise MalformedData("tree node", f"reference of {len(value)} bytes")
 
 
+# Nodes parsed from the store, by id: an id names one content forever, so a node parsed
+# once serves every later walk (diffs and loads re-read the same upper nodes). Bounded:
+# cleared when full. Readers must treat ``Node.items`` as read-only.
+_PARSED: dict[bytes, Node] = {}
+_PARSED_MAX: Final = 8192
+
+
 def parse_stored(oid: bytes, data: bytes) -> Node:
-    """:func:`parse_node` for tree ``oid`` read from the store.
+    """:func:`parse_node` for tree ``oid`` read (and verified) from the store; remembered.
 
     Raises:
         CorruptObject: naming ``oid`` when its bytes are not a well-formed tree node.
     """
+    node = _PARSED.get(oid)
+    if node is not None:
+        return node
     try:
-        return parse_node(data)
+        node = parse_node(data)
     except MalformedData as err:
         raise CorruptObject(oid.hex(), err.problem) from None
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[oid] = node
+    return node
 
 
 def parse_node(data: bytes, *, trusted: bool = True) -> Node:
@@ -316,10 +331,27 @@ def read_items(store: ObjectStore, root: bytes) -> list[Any]:
     return _items(fetch_closure(store, [root], follow_refs=False), root)
 
 
+def thaw(entry: Entry) -> Any:
+    """A copy of an inline entry's value that its caller may change.
+
+    Inline values live in remembered nodes (``parse_stored``); a caller that appended to
+    an inline list would change every later read of it. Inline values are at most
+    ``INLINE_MAX`` bytes, so copying them costs little.
+    """
+    if type(entry) is list:
+        return [thaw(item) for item in entry]
+    if type(entry) is dict:
+        return {key: thaw(item) for key, item in entry.items()}
+    return entry
+
+
 def resolve(loaded: dict[bytes, tuple[Kind, Any]], entry: Entry) -> Any:
-    """Turn an entry into its value, using objects already fetched by :func:`fetch_closure`."""
+    """Turn an entry into its value, using objects already fetched by :func:`fetch_closure`.
+
+    The value is the caller's own: nothing in it is shared with a remembered node.
+    """
     if not _is_ref(entry):
-        return entry
+        return thaw(entry)
     kind, obj = loaded[entry]
     if kind == Kind.BLOB:
         return decode_value(entry, obj)

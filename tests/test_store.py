@@ -329,3 +329,18 @@ def test_a_reused_object_deleted_before_the_write_is_written_again(store: Store)
     store.commit(state, session="other")
     assert deleted[0] > 0
     assert user_fields(store.load("other")) == state
+
+
+def test_a_loaded_checkpoint_is_the_callers_to_change(tmp_path: Path) -> None:
+    """Tree nodes are remembered across reads; what a read returns must not alias them."""
+    with Store.init(tmp_path / ".ckpt") as store:
+        store.commit({"phases_completed": [1, 2], "variables": {"small": {"a": [1]}}})
+        first = store.load()
+        first["phases_completed"].append(3)
+        first["variables"]["small"]["a"].append(2)
+        shown = store.show("HEAD", "variables.small")
+        shown["a"].append(9)
+        again = store.load()
+        assert again["phases_completed"] == [1, 2]
+        assert again["variables"]["small"] == {"a": [1]}
+        assert store.show("HEAD", "variables.small") == {"a": [1]}
