@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import copy
 import os
-import random
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -16,15 +14,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from ckptstore.backends.base import Backend, RefUpdate, StoredObject
+from ckptstore.backends.base import Backend, RefUpdate
 from ckptstore.backends.memory import MemoryBackend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
-from ckptstore.commits import ORIGINAL_ID_SETTING, CommitInfo, iter_history, now_iso, read_commit
-from ckptstore.deltas import delta_bases
-from ckptstore.dictionary import current_dictionary, maybe_train
+from ckptstore.commits import CommitInfo, iter_history, now_iso, read_commit
+from ckptstore.dictionary import current_dictionary
 from ckptstore.diff import Change
 from ckptstore.errors import (
-    CkptError,
     EmptySession,
     InvalidCheckpoint,
     InvalidOption,
@@ -45,16 +41,16 @@ from ckptstore.history import (
     parse_moment,
 )
 from ckptstore.location import STORE_DIR, find_store, store_file
-from ckptstore.objects import Commit, Kind, ObjectId, canonical, object_id
+from ckptstore.objects import Commit, Kind, ObjectId, canonical
 from ckptstore.objectstore import ObjectStore
 from ckptstore.paths import lookup, parse_path
+from ckptstore.publish import edit_build, publish
 from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, Refs, check_name
 from ckptstore.revisions import resolve_revision
 from ckptstore.snapshot import (
     FIELD_ORDER,
     STORE_OWNED,
     Built,
-    edit_variables,
     empty_state,
     read_state,
     seed_order,
@@ -62,7 +58,6 @@ from ckptstore.snapshot import (
     write_state,
 )
 from ckptstore.treediff import diff_trees
-from ckptstore.trees import parse_node
 
 if TYPE_CHECKING:  # the facade's less common parts are imported where they are used
     from ckptstore.collectors import Captured, Collector
@@ -79,7 +74,6 @@ if TYPE_CHECKING:  # the facade's less common parts are imported where they are 
 
 __all__ = ["Checkpoint", "SessionInfo", "Store"]
 
-MAX_ATTEMPTS: Final = 200
 _ABSENT: Final = object()
 _ENV_BUSY = "CKPT_BUSY_TIMEOUT"
 
@@ -257,7 +251,7 @@ class Store:
         Raises:
             InvalidCheckpoint: the state or a variable is not valid; nothing is written.
             InvalidRefName: the session name is not valid.
-            RefConflict: the session kept moving for ``MAX_ATTEMPTS`` attempts, or
+            RefConflict: the session kept moving for ``publish.MAX_ATTEMPTS`` attempts, or
                 (with ``parents``) it ends elsewhere.
         """
         given = validate_state(state, source=source) if state is not None else None
@@ -283,9 +277,9 @@ class Store:
         # Before the commit: a commit that then fails leaves a name marked, never a
         # secret value stored unmarked.
         self.mark_secret(secret)
-        return self._record(
-            session,
-            lambda parent: self._build(fixed, parent, assign, tuple(unset)),
+        return publish(
+            self.objects, self.refs, session,
+            lambda parent: edit_build(self.objects, fixed, parent, assign, tuple(unset)),
             notes=notes, created_at=created_at, parents=parents, original=original,
         )  # fmt: skip
 
@@ -368,13 +362,14 @@ class Store:
         def build(parent: Commit | None) -> tuple[Built, tuple[str | None, int | None]]:
             agent = (parent.agent_id, parent.agent_tier) if parent is not None else None
             if pipeline.variables_only(agent):
-                return self._build(None, parent, pipeline.edits.variables, pipeline.edits.unset)
+                edits = pipeline.edits
+                return edit_build(self.objects, None, parent, edits.variables, edits.unset)
             base = loaded.pop(parent.tree if parent is not None else None, None)
             state = pipeline.apply(base if base is not None else self._base_state(parent))
             built = write_state(validate_state(state, source=source))
             return built, built.agent
 
-        info = self._record(name, build, notes=notes, created_at=stamp)
+        info = publish(self.objects, self.refs, name, build, notes=notes, created_at=stamp)
         return Captured(info, tuple(pipeline.results), tuple(pipeline.errors))
 
     def session(self, name: str | None = None, *, probe: bool = True) -> AutoCheckpoint:
@@ -397,118 +392,6 @@ class Store:
     def _base_state(self, parent: Commit | None) -> dict[str, Any]:
         """The state a commit inherits: its parent's (an empty one for a new session)."""
         return empty_state() if parent is None else read_state(self.objects, parent.tree)
-
-    def _record(
-        self,
-        session: str,
-        build: Callable[[Commit | None], tuple[Built, tuple[str | None, int | None]]],
-        *,
-        notes: str,
-        created_at: str | None,
-        parents: Sequence[str] | None = None,
-        original: Mapping[str, Any] | None = None,
-    ) -> CommitInfo:
-        """Write the commit ``build`` makes on the session's head (or on ``parents``).
-
-        ``build`` runs again on the new head when a concurrent commit wins the race.
-        """
-        explicit = None
-        if parents is not None:
-            with self.backend.reading():
-                explicit = tuple(resolve_revision(self.objects, self.refs, p) for p in parents)
-        stamp = created_at or now_iso()
-        for attempt in range(MAX_ATTEMPTS):
-            head = self.refs.session_head(session)
-            base: tuple[bytes, ...] = (head,) if head is not None else ()
-            if explicit is not None:
-                if head is not None and head != (explicit[0] if explicit else None):
-                    raise RefConflict(
-                        f"sessions/{session}", explicit[0].hex() if explicit else None,
-                        head.hex(), attempt + 1,
-                    )  # fmt: skip
-                base = explicit
-            parent = read_commit(self.objects, base[0]) if base else None
-            built, agent = build(parent)
-            commit = Commit(
-                tree=built.root,
-                parents=base,
-                created_at=stamp,
-                session=session,
-                notes=notes,
-                agent_id=agent[0],
-                agent_tier=agent[1],
-                estimated_tokens=built.tokens,
-                generation=parent.generation + 1 if parent is not None else 1,
-                original=dict(original) if original is not None else None,
-            )
-            data = commit.to_bytes()
-            oid = object_id(Kind.COMMIT, data)
-            built.pending[oid] = (Kind.COMMIT, data)
-            if original is not None:
-                # The index entry goes first: an entry whose commit never landed names
-                # nothing (lookups check the commit), a commit without one is unfindable.
-                key = ORIGINAL_ID_SETTING + str(original["checkpoint_id"])
-                self.backend.set_setting(key, oid.hex())
-            new = self.objects.missing(built.pending)
-            stored = self._encode({k: built.pending[k] for k in new}, parent, built.root)
-            require = _frontier(built.pending, new, commit)
-            require += sorted({s.base for s in stored if s.base is not None} - new)
-            first = (notes.splitlines() or ["checkpoint"])[0]
-            update = Refs.session_update(session, head, oid, f"commit: {first}")
-            result = self.backend.write(stored, [update], require=require)
-            if result.ok:
-                self._follow_first_session(session)
-                with suppress(CkptError):  # a better dictionary is an optimisation only
-                    maybe_train(self.objects)
-                return CommitInfo.build(oid, commit, parent)
-            # Lost a race (or an object we reused was collected): back off and rebuild.
-            time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
-        raise RefConflict(f"sessions/{session}", None, None, MAX_ATTEMPTS)
-
-    def _encode(
-        self, fresh: Mapping[bytes, tuple[Kind, bytes]], parent: Commit | None, root: bytes
-    ) -> list[StoredObject]:
-        """Compress a commit's new objects for storage.
-
-        Each is stored as a delta against what it replaces in the parent checkpoint
-        where that is smaller, and small records with the store's dictionary.
-        """
-        bases = delta_bases(self.objects, fresh, parent.tree, root) if parent else {}
-        return self.objects.prepare(fresh, bases=bases, dictionary=current_dictionary(self.objects))
-
-    def _follow_first_session(self, session: str) -> None:
-        """Point HEAD at ``session`` if HEAD names a session that has no checkpoints.
-
-        In a new store HEAD names ``main``; when the first checkpoints go to another
-        session (``--session agent-1``), plain ``ckpt log`` should show them rather than
-        report an empty ``main``.
-        """
-        current = self.refs.current_session()
-        if current != session and self.refs.session_head(current) is None:
-            self.refs.set_current_session(session)
-
-    def _build(
-        self,
-        fixed: Built | None,
-        parent: Commit | None,
-        assign: Mapping[str, Any],
-        unset: tuple[str, ...],
-    ) -> tuple[Built, tuple[str | None, int | None]]:
-        """The objects of the new checkpoint, and its agent id and tier."""
-        if fixed is not None:
-            return Built(fixed.root, dict(fixed.pending), fixed.tokens), fixed.agent
-        if parent is None:
-            if unset:
-                raise InvalidCheckpoint(
-                    f"$.variables.{unset[0]}", "is not set, so it cannot be unset"
-                )
-            state = empty_state()
-            state["variables"] = dict(sorted(assign.items()))
-            built = write_state(state)
-            return built, built.agent
-        built, delta = edit_variables(self.objects, parent.tree, assign, unset)
-        built.tokens = parent.estimated_tokens + delta
-        return built, (parent.agent_id, parent.agent_tier)
 
     # --- configuration and secrets -----------------------------------------------------
 
@@ -842,22 +725,6 @@ def _moment(value: str | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return parse_moment(value)
-
-
-def _frontier(
-    pending: Mapping[bytes, tuple[Kind, bytes]], new: set[bytes], commit: Commit
-) -> list[bytes]:
-    """Objects the new ones point at but that this commit does not write.
-
-    The write checks they still exist in the same transaction, so a commit can never
-    publish a reference to an object a concurrent gc has just removed.
-    """
-    refs: set[bytes] = {commit.tree, *commit.parents}
-    for oid in new:
-        kind, data = pending[oid]
-        if kind == Kind.TREE:
-            refs.update(parse_node(data).children())
-    return sorted(refs - new)
 
 
 _THREADS = threading.Lock()

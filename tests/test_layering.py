@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "roots": 2,  # the shape a checkpoint's root tree must have
     "snapshot": 3,
     "commits": 3,
+    "publish": 3,  # a commit's objects and ref move in one write, retried on a lost race
     "revisions": 3,
     "secrets": 3,  # pure: which variables are secret; checkpoints and changes redacted
     "summary": 3,  # pure: checkpoint dict -> budgeted text
