@@ -18,7 +18,7 @@ from typing import Any
 
 from ckptstore.diff import LIST_SECTIONS, SECTIONS, Change, align, list_changes, map_changes
 from ckptstore.diff import section_changes as state_section_changes
-from ckptstore.objects import Kind, pack_canonical
+from ckptstore.objects import Kind, object_id, pack_canonical
 from ckptstore.objectstore import ObjectStore
 from ckptstore.roots import check_root
 from ckptstore.trees import MAP_INNER, Entry, Node, fetch_closure, parse_stored, read_items, resolve
@@ -105,7 +105,12 @@ def _segments(walk: Walk, root: bytes, side: int) -> list[tuple[str, Any]]:
 
 
 def _entry_token(entry: Entry) -> Hashable:
-    return (b"r" + entry) if isinstance(entry, bytes) else (b"i" + pack_canonical(entry))
+    # The id the value has as a blob, inline or not: how small a value must be to be
+    # inlined is the writer's choice (it changed once), and the same value written
+    # either way must compare equal.
+    if isinstance(entry, bytes):
+        return entry
+    return object_id(Kind.BLOB, pack_canonical(entry))
 
 
 def _values(store: ObjectStore, entries: list[Entry]) -> list[Any]:

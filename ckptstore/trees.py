@@ -67,7 +67,10 @@ LIST_LEAF: Final = 1
 MAP_INNER: Final = 2
 LIST_INNER: Final = 3
 
-INLINE_MAX: Final = 32
+# Records up to this size (a task, an output, a small variable) live in their leaf: a
+# changed one rewrites the leaf, stored as a small delta against the leaf it replaces,
+# rather than adding a blob whose 32-byte id the leaf must hold (docs/architecture.md).
+INLINE_MAX: Final = 256
 FLAT_MAX: Final = 64
 CHUNK_MAX: Final = 128
 _BOUNDARY_MASK: Final = 31

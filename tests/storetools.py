@@ -23,7 +23,7 @@ def later() -> float:
 
 
 def state(i: int, *, tasks: int = 30, tag: str = "") -> dict[str, Any]:
-    """A checkpoint with tasks (blobs), variables and outputs; ``i`` changes a little."""
+    """A checkpoint with tasks (inline records), variables and outputs; ``i`` changes a little."""
     return {
         "phase": {"name": f"phase {i // 10}", "number": i // 10, "status": "in_progress"},
         "tasks": [
@@ -36,7 +36,7 @@ def state(i: int, *, tasks: int = 30, tag: str = "") -> dict[str, Any]:
             }
             for t in range(tasks)
         ],
-        "variables": {"step": i, "plan": f"plan {tag} " * 20, "tag": tag},
+        "variables": {"step": i, "plan": f"plan {tag} " * 60, "tag": tag},  # a blob
         "recent_outputs": [
             {"type": "log", "id": f"{tag}{k}", "success": True} for k in range(i % 5)
         ],

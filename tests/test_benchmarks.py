@@ -188,7 +188,9 @@ def test_technique_prototypes_account_for_every_new_object() -> None:
     per = result["per_checkpoint"]
     assert result["commits"] == TINY.base_steps  # the base session only
     today = {k.split(":")[0]: v for k, v in per.items() if "(today)" in k}
-    assert set(today) == {"small", "large", "trees"}
+    # Small records now live inline in tree nodes: "small" blobs are the rare ones between
+    # INLINE_MAX and 2 KiB, which the tiny profile may not have.
+    assert {"large", "trees"} <= set(today) <= {"small", "large", "trees"}
     # Each alternative covers exactly the objects of its group that are stored today.
     for key, v in per.items():
         group = key.split(":")[0]

@@ -159,8 +159,8 @@ def test_a_pruned_parent_is_not_missing_but_a_broken_prune_mark_is(store: Store)
 
 def test_referrers_beyond_ten_are_counted(store: Store) -> None:
     for i in range(12):
-        store.commit({"variables": {"i": i, "shared": "s" * 100}}, session=f"s{i}")
-    shared = object_id(Kind.BLOB, encode("s" * 100))
+        store.commit({"variables": {"i": i, "shared": "s" * 300}}, session=f"s{i}")
+    shared = object_id(Kind.BLOB, encode("s" * 300))
     assert shared in all_ids(store)
     store.backend.delete_objects([shared])
     (problem,) = store.fsck().problems

@@ -221,3 +221,26 @@ def test_ancestry_refs_follow_the_log_across_a_prune_cut(store: Store) -> None:
     assert [c.key for c in store.diff("HEAD~2", "HEAD")] == ["i"]
     with pytest.raises(RevisionNotFound, match="pruned"):
         store.load("HEAD~3")
+
+
+def test_values_written_inline_or_as_blobs_compare_equal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """How small a value must be to live inline changed once (32 -> 256 bytes): the same
+    state written both ways diffs empty, and a value's history skips the change."""
+    state = {
+        "tasks": [{"id": str(i), "subject": f"task {i} of a long session", "status": "pending"}
+                  for i in range(80)],
+        "variables": {f"v{i}": "x" * 60 for i in range(70)},
+    }  # fmt: skip
+    store = Store.memory()
+    monkeypatch.setattr("ckptstore.trees.INLINE_MAX", 32)
+    old = store.commit(state)
+    monkeypatch.undo()
+    new = store.commit(state)
+    assert old.tree != new.tree  # the records are blobs in one, inline in the other
+    assert store.diff(old.id, new.id) == []
+    assert store.load(old.id)["tasks"] == store.load(new.id)["tasks"]
+    assert [h.commit.id for h in store.history("tasks.5")] == [old.id]
+    assert [h.commit.id for h in store.history("variables.v3")] == [old.id]
+    state["tasks"][5]["status"] = "completed"
+    (change,) = store.diff(new.id, store.commit(state).id)
+    assert (change.key, change.field, change.new) == ("5", "status", "completed")

@@ -14,6 +14,7 @@ import pytest
 
 from ckpt_cli.maintenance import LARGE
 from ckptstore import Store
+from ckptstore.trees import INLINE_MAX
 from storetools import all_ids, backdate, flip_byte, make_garbage, state
 from test_cli import CKPT_SCRIPT, assert_error, ckpt, ok, run
 
@@ -299,12 +300,14 @@ def test_fsck_exit_code_from_the_real_entry_point(store_dir: Path, tmp_path: Pat
 
 def test_stats_text_and_json(store_dir: Path) -> None:
     fill(store_dir, 5)
+    with Store.open(store_dir) as store:  # a second large value for --top 2
+        store.commit({**state(5), "variables": {"log": "entry " * 100}}, session="main")
     text = ok(ckpt("stats", "--store", str(store_dir))).stdout
-    assert "checkpoints  5" in text
+    assert "checkpoints  6" in text
     assert "dedup" in text
     assert "largest values" in text
     data = as_json("stats", "--top", "2", "--store", str(store_dir))
-    assert data["checkpoints"] == 5
+    assert data["checkpoints"] == 6
     assert data["sessions"] == 1
     assert len(data["largest"]) == 2
     assert data["total_ratio"] > 1
@@ -333,7 +336,8 @@ def test_progress_can_be_forced(store_dir: Path) -> None:
 
 def test_progress_appears_on_a_terminal_for_a_large_store(store_dir: Path, tmp_path: Path) -> None:
     with Store.open(store_dir) as store:
-        store.commit(state(0, tasks=LARGE + 500), session="main")
+        # Task records longer than INLINE_MAX: each its own blob, so the store is large.
+        store.commit(state(0, tasks=LARGE + 500, tag="x" * INLINE_MAX), session="main")
         assert len(all_ids(store)) > LARGE
     for command in ("fsck", "gc"):
         primary, secondary = pty.openpty()

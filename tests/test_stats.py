@@ -67,8 +67,12 @@ def test_counts_and_ratios(store: Store) -> None:
     assert needed >= live
     stored_rows = store.backend.get_objects(list(needed)).values()
     assert stats.stored_bytes == sum(len(o.data) for o in stored_rows)
-    assert stats.dedup_ratio > 2  # 41 checkpoints of 60 tasks, one changing each time
-    assert stats.compression_ratio > 1
+    # 41 checkpoints of 60 tasks, one changing each time: the task records live inline in
+    # leaves, so a changed leaf repeats its unchanged records (little dedup of raw bytes)
+    # and is stored as a delta against the leaf it replaces (compression takes it back).
+    assert stats.dedup_ratio > 1
+    assert stats.compression_ratio > 4
+    assert stats.total_ratio > 8
     assert abs(stats.total_ratio - stats.dedup_ratio * stats.compression_ratio) < 1e-6
     data = stats.to_dict()
     assert data["checkpoints"] == 41

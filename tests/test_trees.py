@@ -60,7 +60,7 @@ def _value(pending: Pending, root: bytes) -> Any:
 
 def test_small_values_are_inlined_and_large_ones_become_blobs() -> None:
     pending: dict[bytes, tuple[Kind, bytes]] = {}
-    small = "x" * (INLINE_MAX - 1)  # encodes to INLINE_MAX bytes with its header
+    small = "x" * (INLINE_MAX - 2)  # encodes to INLINE_MAX bytes with its 2-byte header
     assert len(encode(small)) == INLINE_MAX
     assert _entry(pending, small) == small
     assert not pending
@@ -70,7 +70,7 @@ def test_small_values_are_inlined_and_large_ones_become_blobs() -> None:
 
 
 def test_a_small_map_is_one_leaf_in_the_documented_layout() -> None:
-    root, pending = _map({"b": 2, "a": "long value " * 5})
+    root, pending = _map({"b": 2, "a": "long value " * (INLINE_MAX // 10)})
     kind, data = pending[root]
     assert kind == Kind.TREE
     raw = decode(data, what="tree node")
@@ -159,7 +159,7 @@ def test_read_items_returns_entries_in_order_across_chunks(values: list[int]) ->
 
 
 def test_read_items_of_a_map_does_not_fetch_the_blobs() -> None:
-    mapping = {f"key{i}": "a long enough value " * 4 for i in range(500)}
+    mapping = {f"key{i}": "a long enough value " * (INLINE_MAX // 19) for i in range(500)}
     root, pending = _map(mapping)
     store = _saved(pending)
     items = read_items(store, root)

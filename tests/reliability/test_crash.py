@@ -24,6 +24,7 @@ from typing import Any
 
 from ckptstore import RetentionPolicy, Store, StoreNotFound
 from ckptstore.backends.sqlite import Durability
+from ckptstore.trees import INLINE_MAX
 from reliability.harness import (
     ForkServer,
     apply_step,
@@ -273,7 +274,8 @@ def maintenance_store(directory: Path) -> dict[str, dict[str, Any]]:
             fields = state(100 + i, tasks=30, tag="fork")
             expected[store.commit(fields, session="fork").id] = fields
         for n in range(6):  # ~1,800 objects nothing will reach once the reflog expires
-            store.commit(state(n, tasks=300, tag=f"junk{n}"), session="junk")
+            long_tag = f"junk{n} " + "x" * INLINE_MAX  # each task its own blob
+            store.commit(state(n, tasks=300, tag=long_tag), session="junk")
         drop_session(store, "junk")
     return expected
 
