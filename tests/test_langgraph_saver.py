@@ -328,7 +328,7 @@ def test_an_unchanged_channel_value_is_stored_once(tmp_path: Path) -> None:
                      versions={"docs": 1, "step": 2}, new={"step": 2})  # fmt: skip
         added = all_ids(store) - before
         docs = objects_of(store, "t", first, "docs")
-        assert len(docs) > 100  # the value is a tree of its items
+        assert len(docs) > 2  # the value is a tree of its items (inline in a few leaves)
         assert objects_of(store, "t", second, "docs") == docs
         assert not added & docs
         assert len(added) <= 8  # commit, root, meta, variables, header blobs
