@@ -39,7 +39,8 @@ PAUSE = 0.05  # seconds, at most, between dropping the garbage and committing it
 
 def tasks_for(writer: int, i: int) -> list[dict[str, Any]]:
     return [
-        {"id": f"{writer}-{i}-{k}", "subject": f"writer {writer} step {i} task {k} " * 3}
+        # Longer than INLINE_MAX: each task is a blob of its own, which gc can take.
+        {"id": f"{writer}-{i}-{k}", "subject": f"writer {writer} step {i} task {k} " * 12}
         for k in range(4)
     ]
 
