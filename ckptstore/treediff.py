@@ -11,7 +11,7 @@ each other), at a cost that grows with the change, not with the checkpoint.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Any
@@ -104,13 +104,26 @@ def _segments(walk: Walk, root: bytes, side: int) -> list[tuple[str, Any]]:
     return out
 
 
+# How small a value must be to live inline is the writer's choice (it changed once), so
+# the same value may be a reference on one side and inline on the other. Entries of one
+# form compare cheaply (ids, or canonical bytes); across forms, an inline value compares
+# by the id it would have as a blob.
+
+
 def _entry_token(entry: Entry) -> Hashable:
-    # The id the value has as a blob, inline or not: how small a value must be to be
-    # inlined is the writer's choice (it changed once), and the same value written
-    # either way must compare equal.
-    if isinstance(entry, bytes):
-        return entry
-    return object_id(Kind.BLOB, pack_canonical(entry))
+    """A token equal for equal entries of the same form (a reference, or inline)."""
+    return entry if isinstance(entry, bytes) else b"i" + pack_canonical(entry)
+
+
+def _blob_token(entry: Entry) -> Hashable:
+    """A token equal for equal values, whichever form each is written in."""
+    return entry if isinstance(entry, bytes) else object_id(Kind.BLOB, pack_canonical(entry))
+
+
+def _same_entry(a: Entry, b: Entry) -> bool:
+    if isinstance(a, bytes) == isinstance(b, bytes):
+        return _entry_token(a) == _entry_token(b)
+    return _blob_token(a) == _blob_token(b)
 
 
 def _values(store: ObjectStore, entries: list[Entry]) -> list[Any]:
@@ -130,9 +143,7 @@ def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list[
     changed = sorted(
         k
         for k in sides[0].keys() | sides[1].keys()
-        if k not in sides[0]
-        or k not in sides[1]
-        or _entry_token(sides[0][k]) != _entry_token(sides[1][k])
+        if k not in sides[0] or k not in sides[1] or not _same_entry(sides[0][k], sides[1][k])
     )
     before = [k for k in changed if k in sides[0]]
     after = [k for k in changed if k in sides[1]]
@@ -147,10 +158,31 @@ def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list[
 def _list_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list[Change]:
     walk = expand(store, old, new)
     segs = [_segments(walk, old, 0), _segments(walk, new, 1)]
-    tokens = [[("n", v) if t == "node" else ("e", _entry_token(v)) for t, v in seq] for seq in segs]
     sizes = [[walk.counts[v] if t == "node" else 1 for t, v in seq] for seq in segs]
     starts = [list(accumulate(s, initial=0)) for s in sizes]
-    picked: tuple[list[tuple[int, Entry]], list[tuple[int, Entry]]] = ([], [])
+    picked = _picked(store, segs, starts, _entry_token)
+    forms = [{isinstance(e, bytes) for _, e in side} for side in picked]
+    if (True in forms[0] and False in forms[1]) or (False in forms[0] and True in forms[1]):
+        picked = _picked(store, segs, starts, _blob_token)  # mixed forms: compare values
+    values = _values(store, [e for _, e in picked[0]] + [e for _, e in picked[1]])
+    split = len(picked[0])
+    deleted = [(i, v) for (i, _), v in zip(picked[0], values[:split], strict=True)]
+    inserted = [(j, v) for (j, _), v in zip(picked[1], values[split:], strict=True)]
+    return list_changes(section, deleted, inserted)
+
+
+_Picked = tuple[list[tuple[int, Entry]], list[tuple[int, Entry]]]
+
+
+def _picked(
+    store: ObjectStore,
+    segs: list[list[tuple[str, Any]]],
+    starts: list[list[int]],
+    token: Callable[[Entry], Hashable],
+) -> _Picked:
+    """The entries (with their positions) in the runs that differ, aligned by ``token``."""
+    tokens = [[("n", v) if t == "node" else ("e", token(v)) for t, v in seq] for seq in segs]
+    picked: _Picked = ([], [])
     for tag, i1, i2, j1, j2 in align(tokens[0], tokens[1]):
         if tag == "equal":
             continue
@@ -160,11 +192,7 @@ def _list_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list
                 entries = read_items(store, value) if kind == "node" else [value]
                 start = starts[side][t]
                 picked[side].extend((start + k, e) for k, e in enumerate(entries))
-    values = _values(store, [e for _, e in picked[0]] + [e for _, e in picked[1]])
-    split = len(picked[0])
-    deleted = [(i, v) for (i, _), v in zip(picked[0], values[:split], strict=True)]
-    inserted = [(j, v) for (j, _), v in zip(picked[1], values[split:], strict=True)]
-    return list_changes(section, deleted, inserted)
+    return picked
 
 
 def _root_entries(store: ObjectStore, root: bytes) -> dict[str, Entry]:
@@ -217,4 +245,4 @@ def diff_trees(
 def _same(a: Entry | None, b: Entry | None) -> bool:
     if a is None or b is None:
         return a is b
-    return _entry_token(a) == _entry_token(b)
+    return _same_entry(a, b)

@@ -244,3 +244,15 @@ def test_values_written_inline_or_as_blobs_compare_equal(monkeypatch: pytest.Mon
     state["tasks"][5]["status"] = "completed"
     (change,) = store.diff(new.id, store.commit(state).id)
     assert (change.key, change.field, change.new) == ("5", "status", "completed")
+
+
+def test_a_list_mixing_both_forms_diffs_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An entry inserted before records written in the other form: one addition, no moves."""
+    state = {"tasks": [{"id": str(i), "subject": "x" * 50} for i in range(40)]}
+    store = Store.memory()
+    monkeypatch.setattr("ckptstore.trees.INLINE_MAX", 32)
+    old = store.commit(state)
+    monkeypatch.undo()
+    state["tasks"].insert(3, {"id": "new", "subject": "y"})
+    (change,) = store.diff(old.id, store.commit(state).id)
+    assert (change.op, change.key, change.new_index) == ("added", "new", 3)
