@@ -53,7 +53,10 @@ def checkpoint(session: int, step: int) -> dict[str, Any]:
     tasks = [
         {
             "id": str(t),
-            "subject": f"task {t} of session {session}: {'old' if t < 20 else tag} work item",
+            # Long enough to be a blob of its own (records up to 256 bytes are inline):
+            # the point is a graph of a million objects.
+            "subject": f"task {t} of session {session}: {'old' if t < 20 else tag} work item"
+            + " with its notes" * 16,
             "status": "completed" if (t + step) % 3 else "in_progress",
             "blocks": [],
             "blocked_by": [str(t - 1)] if t else [],
@@ -61,7 +64,7 @@ def checkpoint(session: int, step: int) -> dict[str, Any]:
         for t in range(TASKS)
     ]
     variables = {
-        f"v{k}": f"{'stable' if k % 2 else tag} value of variable {k} " * 2
+        f"v{k}": f"{'stable' if k % 2 else tag} value of variable {k} " * 10
         for k in range(VARIABLES)
     }
     outputs = [
