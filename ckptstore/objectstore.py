@@ -108,8 +108,8 @@ class ObjectStore:
         """Return every object of ``ids`` with its base, verified; bases read in batches.
 
         Objects are immutable, so recently read ones are kept in a bounded cache and
-        served from it; ``cached=False`` reads (and verifies) the stored bytes again, as
-        fsck and gc must (and leaves the cache as it was).
+        served from it; ``cached=False`` reads (and verifies) the stored bytes of ``ids``
+        again, as fsck and gc must, and caches only the bases it had to resolve.
 
         Raises:
             ObjectNotFound: if an object (or a base it needs) is not stored.
@@ -143,10 +143,13 @@ class ObjectStore:
         resolved: dict[bytes, Loaded] = dict(hits)
         for oid in wanted:
             self._resolve(oid, fetched, resolved, 0)
-        if cached:
-            for oid, loaded in resolved.items():
-                if oid not in hits and len(loaded.data) <= _CACHE_ITEM:
-                    self._remember(oid, loaded)
+        # Uncached reads (fsck, gc) still remember the bases they resolved: a base was
+        # verified on the way, and the next version along a delta chain needs it again;
+        # without them a scan decodes every chain from its start for every object.
+        keep = resolved.keys() - hits.keys() if cached else resolved.keys() - set(wanted)
+        for oid in keep:
+            if len(resolved[oid].data) <= _CACHE_ITEM:
+                self._remember(oid, resolved[oid])
         return {oid: resolved[oid] for oid in wanted}
 
     def _unresolved(
