@@ -338,7 +338,7 @@ def test_demo_refuses_a_directory_that_already_has_a_store(store_dir: Path) -> N
 
 # Runs one ckpt command as an unprivileged user. When started as root it drops to
 # uid/gid 65534 itself, after importing: the interpreter may live where that user cannot
-# read (here /root/.pyenv, mode 0700), so a preexec_fn drop would stop python from
+# read (a pyenv under root's home, mode 0700), so a preexec_fn drop would stop python from
 # starting. A warm-up run of the same command on a writable scratch store first loads
 # every module the command imports lazily. Exit 77: the target stayed writable; 78: the
 # privileges could not be dropped.
