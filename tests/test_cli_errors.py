@@ -342,12 +342,7 @@ def test_demo_refuses_a_directory_that_already_has_a_store(store_dir: Path) -> N
 # starting. A warm-up run of the same command on a writable scratch store first loads
 # every module the command imports lazily. Exit 77: the target stayed writable; 78: the
 # privileges could not be dropped.
-CHILD = r"""
-import os, sys
-from typer.testing import CliRunner
-from ckpt_cli import app
-target, scratch, *args = sys.argv[1:]
-CliRunner().invoke(app, [arg.replace(target, scratch) for arg in args])
+DROP_PRIVILEGES = """
 if os.geteuid() == 0:
     try:
         os.setgroups([])
@@ -356,10 +351,24 @@ if os.geteuid() == 0:
     except OSError as err:
         print(err, file=sys.stderr)
         sys.exit(78)
+"""
+"""Child-script lines: become uid/gid 65534 when running as root (exit 78 if that fails)."""
+
+CHILD = (
+    r"""
+import os, sys
+from typer.testing import CliRunner
+from ckpt_cli import app
+target, scratch, *args = sys.argv[1:]
+CliRunner().invoke(app, [arg.replace(target, scratch) for arg in args])
+"""
+    + DROP_PRIVILEGES
+    + r"""
 if os.access(target, os.W_OK):
     sys.exit(77)
 app(args, prog_name="ckpt")
 """
+)
 
 
 @pytest.fixture

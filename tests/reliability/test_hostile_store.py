@@ -39,6 +39,7 @@ from ckptstore.refs import check_name
 from reliability.harness import scaled
 from reliability.test_crash import ckpt_command
 from test_cli import assert_error, ckpt
+from test_cli_errors import DROP_PRIVILEGES
 
 BAD_NAMES = [
     "a..b", "..", "/lead", "trail/", "a//b", ".hidden", "a/.b", "end.", "x.lock", "-dash",
@@ -269,7 +270,8 @@ def test_a_store_of_a_newer_format_is_refused_by_every_command_untouched(
 # Runs commands as an unprivileged user (root drops to uid 65534 after importing, since
 # the interpreter may live where that user cannot read; see tests/test_cli_errors.py).
 # A warm-up pass on a writable scratch store loads what commands import lazily.
-CHILD = r"""
+CHILD = (
+    r"""
 import json, os, sys
 from typer.testing import CliRunner
 from ckpt_cli import app
@@ -278,14 +280,9 @@ target, scratch, commands = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 runner = CliRunner()
 for command in commands:
     runner.invoke(app, ["--store", scratch, *command], input="{}")
-if os.geteuid() == 0:
-    try:
-        os.setgroups([])
-        os.setgid(65534)
-        os.setuid(65534)
-    except OSError as err:
-        print(err, file=sys.stderr)
-        sys.exit(78)
+"""
+    + DROP_PRIVILEGES
+    + r"""
 if os.access(target, os.W_OK) or os.access(os.path.join(target, "store.db"), os.W_OK):
     sys.exit(77)
 results = []
@@ -312,6 +309,7 @@ for name, call in calls.items():
         api[name] = ["crash", repr(err)]
 print(json.dumps({"cli": results, "api": api}))
 """
+)
 
 
 @pytest.fixture
