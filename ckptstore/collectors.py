@@ -50,13 +50,16 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ckptstore.commits import CommitInfo
 from ckptstore.edits import Edits
 from ckptstore.errors import CollectorFailed, InvalidSetting
 from ckptstore.merge import merge_partial, validate_partial
-from ckptstore.probes import DEFAULT_BOUND, DependencySpec, ProbeResult, probe_all
+from ckptstore.objects import copy_value
+
+if TYPE_CHECKING:  # probes are imported when a store declares dependencies
+    from ckptstore.probes import DependencySpec, ProbeResult
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -244,7 +247,8 @@ class Pipeline:
     edits: Edits = field(default_factory=Edits)
     environment: Environment = field(default_factory=Environment)
     dependencies: Sequence[DependencySpec] = ()
-    bound: float = DEFAULT_BOUND
+    bound: float | None = None
+    """Seconds the checks may take together; None: ``probes.DEFAULT_BOUND``."""
     plugins: Sequence[tuple[str, Loader]] = ()
     extra: Sequence[Collector] = ()
     on_error: str = "record"
@@ -274,12 +278,13 @@ class Pipeline:
     def inputs(self, base: dict[str, Any]) -> dict[str, Any]:
         """Stages 2-4 applied to ``base`` (stage 1): the state, the flags, the environment.
 
-        ``base`` is changed in place and returned (a full ``--state`` replaces it).
+        ``base`` is changed in place and returned (a full ``--state`` replaces it, and
+        then ``base`` is not read: callers may pass an empty one).
 
         Raises:
             InvalidInput: an edit cannot apply (an unknown task id, say).
         """
-        state = copy.deepcopy(self.full) if self.full is not None else base
+        state = copy_value(self.full) if self.full is not None else base
         if self.partial is not None:
             merge_partial(state, self.partial)
         self.edits.apply(state, now=self.now)
@@ -297,7 +302,10 @@ class Pipeline:
         """
         state = self.inputs(base)
         if self.dependencies:
-            self.results = probe_all(self.dependencies, bound=self.bound)
+            from ckptstore.probes import DEFAULT_BOUND, probe_all
+
+            bound = DEFAULT_BOUND if self.bound is None else self.bound
+            self.results = probe_all(self.dependencies, bound=bound)
             _apply_probes(state, self.results)
         runners: list[tuple[str, Callable[[], Collector]]] = [
             (name, lambda name=name, load=load: _instantiate(name, load()))  # type: ignore[misc]

@@ -43,17 +43,21 @@ does nothing.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from ckptstore.errors import InvalidConfig, InvalidOption
-from ckptstore.probes import CHECKS, DEFAULT_BOUND, DependencySpec, endpoint_problem
-from ckptstore.retention import parse_duration
 from ckptstore.secrets import DEFAULT_PATTERNS
-from ckptstore.summary import BUILTIN_TASK_TYPES, TaskProfile
+
+if TYPE_CHECKING:
+    from ckptstore.probes import DependencySpec
+    from ckptstore.summary import TaskProfile
+
+# What reads a section (probes, retention, summary, tomllib) is imported when the file
+# has that section: every `ckpt commit` reads the config, and a store without one must
+# not pay for the modules.
 
 __all__ = ["CONFIG_FILE", "SECTIONS", "Config", "Table", "load_config", "parse_config"]
 
@@ -62,6 +66,8 @@ SECTIONS: Final = ("secrets", "summary", "dependencies", "probes", "gc", "collec
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _ITEM = re.compile(r"(.+)\[(\d+)\]")
 MAX_BOUND: Final = 60.0
+DEFAULT_BOUND: Final = 2.0
+"""Seconds the dependency checks may take together (``probes.DEFAULT_BOUND``, tested equal)."""
 ON_ERROR: Final = ("record", "fail")
 
 
@@ -71,7 +77,8 @@ class Config:
 
     path: str | None = None
     secret_patterns: tuple[str, ...] = DEFAULT_PATTERNS
-    task_types: Mapping[str, TaskProfile] = field(default_factory=lambda: dict(BUILTIN_TASK_TYPES))
+    configured_task_types: Mapping[str, TaskProfile] | None = None
+    """The task types of ``[summary.task_types]`` with the built-ins; None: built-ins only."""
     dependencies: tuple[DependencySpec, ...] = ()
     probe_bound: float = DEFAULT_BOUND
     collector_errors: str = "record"
@@ -80,6 +87,15 @@ class Config:
     gc_grace: float | None = None
     """Seconds; ``None``: the built-in default of :mod:`ckptstore.gc`."""
     gc_reflog_expiry: float | None = None
+
+    @property
+    def task_types(self) -> Mapping[str, TaskProfile]:
+        """Every task type of ``ckpt summary --for``: the built-ins and the configured."""
+        if self.configured_task_types is not None:
+            return self.configured_task_types
+        from ckptstore.summary import BUILTIN_TASK_TYPES
+
+        return dict(BUILTIN_TASK_TYPES)
 
 
 class Table:
@@ -150,6 +166,8 @@ class Table:
         text = self.string(key)
         if text is None:
             return None
+        from ckptstore.retention import parse_duration
+
         try:
             return parse_duration(text, option=key).total_seconds()
         except InvalidOption as err:
@@ -235,6 +253,8 @@ def _line_in_item(lines: list[str], name: str, index: int, keys: tuple[str, ...]
 
 
 def _dependency(entry: Table, default_timeout: float | None) -> DependencySpec:
+    from ckptstore.probes import CHECKS, DependencySpec, endpoint_problem
+
     name = entry.string("name")
     if name is None:
         entry.fail((*entry.where, "name"), "is missing; every dependency needs a name")
@@ -284,6 +304,8 @@ def _dependencies(root: Table, default_timeout: float | None) -> tuple[Dependenc
 
 
 def _task_types(summary: Table) -> dict[str, TaskProfile]:
+    from ckptstore.summary import BUILTIN_TASK_TYPES, TaskProfile
+
     profiles = dict(BUILTIN_TASK_TYPES)
     types = summary.table("task_types")
     if types is None:
@@ -313,6 +335,8 @@ def parse_config(text: str, *, source: str = CONFIG_FILE) -> Config:
     Raises:
         InvalidConfig: naming the line and key of the first mistake.
     """
+    import tomllib
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -326,7 +350,7 @@ def parse_config(text: str, *, source: str = CONFIG_FILE) -> Config:
         extra = secrets.strings("patterns") or ()
         patterns = (*DEFAULT_PATTERNS, *extra) if secrets.boolean("defaults", True) else extra
         secrets.done()
-    task_types = dict(BUILTIN_TASK_TYPES)
+    task_types = None
     summary = root.table("summary")
     if summary is not None:
         task_types = _task_types(summary)

@@ -17,10 +17,12 @@ import fnmatch
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from ckptstore.diff import Change
 from ckptstore.errors import MalformedData
+
+if TYPE_CHECKING:
+    from ckptstore.diff import Change
 
 __all__ = [
     "DEFAULT_PATTERNS",

@@ -15,11 +15,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from ckptstore.backends.base import Backend, RefUpdate
-from ckptstore.backends.memory import MemoryBackend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
 from ckptstore.commits import CommitInfo, iter_history, now_iso, read_commit
-from ckptstore.dictionary import current_dictionary
-from ckptstore.diff import Change
 from ckptstore.errors import (
     EmptySession,
     InvalidCheckpoint,
@@ -32,18 +29,9 @@ from ckptstore.errors import (
     StoreExists,
     StoreNotWritable,
 )
-from ckptstore.graph import references
-from ckptstore.history import (
-    KeyChange,
-    commit_filter,
-    filtered_log,
-    key_history,
-    parse_moment,
-)
 from ckptstore.location import STORE_DIR, find_store, store_file
 from ckptstore.objects import Commit, Kind, ObjectId, canonical
 from ckptstore.objectstore import ObjectStore
-from ckptstore.paths import lookup, parse_path
 from ckptstore.publish import edit_build, publish
 from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, Refs, check_name
 from ckptstore.revisions import resolve_revision
@@ -57,14 +45,15 @@ from ckptstore.snapshot import (
     validate_state,
     write_state,
 )
-from ckptstore.treediff import diff_trees
 
 if TYPE_CHECKING:  # the facade's less common parts are imported where they are used
     from ckptstore.collectors import Captured, Collector
     from ckptstore.config import Config
+    from ckptstore.diff import Change
     from ckptstore.edits import Edits
     from ckptstore.fsck import FsckReport
     from ckptstore.gc import GCStats, Progress
+    from ckptstore.history import KeyChange
     from ckptstore.probes import ProbeResult
     from ckptstore.prune import PruneReport
     from ckptstore.retention import RetentionPolicy
@@ -150,6 +139,8 @@ class Store:
     @classmethod
     def memory(cls) -> Store:
         """A store that lives in this process only."""
+        from ckptstore.backends.memory import MemoryBackend
+
         return cls(MemoryBackend())
 
     def close(self) -> None:
@@ -203,6 +194,9 @@ class Store:
         nothing written, if the session no longer points at ``old`` or a referenced
         object is gone: rebuild on the new head and try again.
         """
+        from ckptstore.dictionary import current_dictionary
+        from ckptstore.graph import references
+
         fresh = self.objects.missing(objects)
         stored = self.objects.prepare(
             {oid: objects[oid] for oid in fresh}, dictionary=current_dictionary(self.objects)
@@ -353,7 +347,7 @@ class Store:
             head = self.refs.session_head(name)
             parent = read_commit(self.objects, head) if head is not None else None
             tree = parent.tree if parent is not None else None
-            loaded[tree] = self._base_state(parent)
+            loaded[tree] = {} if given is not None else self._base_state(parent)
             # Edits are checked on a copy before probes and plugins spend any time; the
             # first build reuses the loaded state.
             pipeline.collect(copy.deepcopy(loaded[tree]), name, self.path)
@@ -365,7 +359,9 @@ class Store:
                 edits = pipeline.edits
                 return edit_build(self.objects, None, parent, edits.variables, edits.unset)
             base = loaded.pop(parent.tree if parent is not None else None, None)
-            state = pipeline.apply(base if base is not None else self._base_state(parent))
+            if base is None:  # a full state replaces the parent's: no need to read it
+                base = {} if given is not None else self._base_state(parent)
+            state = pipeline.apply(base)
             built = write_state(validate_state(state, source=source))
             return built, built.agent
 
@@ -488,6 +484,8 @@ class Store:
             EmptySession: if the session has no checkpoints.
             InvalidDuration: if a time is malformed.
         """
+        from ckptstore.history import filtered_log
+
         low, high = (_moment(since), _moment(until))
         with self.backend.reading():
             if all_sessions:
@@ -512,6 +510,8 @@ class Store:
 
         Reads only the parts of the two trees that differ.
         """
+        from ckptstore.treediff import diff_trees
+
         with self.backend.reading():
             trees = [
                 read_commit(self.objects, resolve_revision(self.objects, self.refs, ref)).tree
@@ -535,6 +535,9 @@ class Store:
         ``key`` is a path such as ``variables.plan``, ``tasks.42`` or ``phase``;
         ``since``/``until``/``grep`` filter as in :meth:`log`.
         """
+        from ckptstore.history import commit_filter, key_history
+        from ckptstore.paths import parse_path
+
         path = parse_path(key)
         keep = commit_filter(since=_moment(since), until=_moment(until), grep=grep)
         with self.backend.reading():
@@ -543,6 +546,8 @@ class Store:
 
     def show(self, ref: str, path: str) -> Any:
         """The value at ``path`` (``variables.plan``, ``tasks.42.status``) in checkpoint ``ref``."""
+        from ckptstore.paths import lookup, parse_path
+
         segments = parse_path(path)
         if segments[0] in STORE_OWNED and len(segments) == 1:
             return self.load(ref)[segments[0]]
@@ -724,6 +729,8 @@ class SessionInfo:
 def _moment(value: str | datetime | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
+    from ckptstore.history import parse_moment
+
     return parse_moment(value)
 
 

@@ -115,3 +115,11 @@ def test_commands_use_the_config_and_refuse_a_bad_one(store_dir: Path) -> None:
             ckpt("--store", s, *command), 2, f"{store_dir / CONFIG_FILE}:2:", "secrets.patterns"
         )
     ok(ckpt("--store", s, "load", "--reveal"))  # a bad config never blocks --reveal
+
+
+def test_the_default_probe_bound_is_the_probes_own() -> None:
+    # config.py keeps its own copy so that reading a config does not import the probes
+    from ckptstore import config, probes
+
+    assert config.DEFAULT_BOUND == probes.DEFAULT_BOUND
+    assert parse_config("").probe_bound == probes.DEFAULT_BOUND

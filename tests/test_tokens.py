@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from ckptstore.demo import simulate
 from ckptstore.objects import pack_canonical
 from ckptstore.summary import LEVELS
 from ckptstore.tokens import (
+    _PIECE,
     ENV_TOKENIZER,
     HEURISTIC,
     Estimator,
@@ -29,9 +31,36 @@ LEVEL_BUDGETS = {name: spec.budget for name, spec in LEVELS.items()}
 ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=400)
 
 
+# The heuristic's pieces spelled plainly; tokens.py spells two classes differently so the
+# pattern compiles fast, and must split every text exactly as this does.
+PLAIN_PIECE = re.compile(
+    r" ?[A-Z]?[a-z]+"
+    r"| ?[A-Z]+(?![a-z])"
+    r"|[0-9]{1,3}"
+    r"| ?[^\sA-Za-z0-9\x80-\U0010ffff]+"
+    r"|\s+"
+    r"|[\x80-\u07ff]{1,2}"
+    r"|[\u0800-\uffff]"
+    r"|[\U00010000-\U0010ffff]"
+)
+
+
 @pytest.fixture
 def heuristic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_TOKENIZER, "heuristic")
+
+
+@given(ANY_TEXT)
+def test_the_fast_spelling_splits_like_the_plain_one(text: str) -> None:
+    assert _PIECE.findall(text) == PLAIN_PIECE.findall(text)
+
+
+def test_the_fast_spelling_splits_every_character_like_the_plain_one() -> None:
+    # Each code point alone, after a space, and between letters: all of Unicode at once.
+    text = "".join(
+        f"{c} {c}a{c}A{c}" for c in map(chr, range(0x110000)) if not 0xD800 <= ord(c) <= 0xDFFF
+    )
+    assert _PIECE.findall(text) == PLAIN_PIECE.findall(text)
 
 
 @given(ANY_TEXT)

@@ -32,14 +32,36 @@ def _command(argv: list[str]) -> str | None:
     return None
 
 
+def _fast_commit(argv: list[str]) -> bool:
+    """Run ``ckpt commit`` without typer when :mod:`ckpt_cli.commit_cmd` can parse it."""
+    from ckpt_cli.commit_cmd import parse, run
+
+    values = parse(argv)
+    if values is None:
+        return False
+    from ckptstore.errors import CkptError, InvalidInput
+
+    try:
+        run(**values)
+    except CkptError as err:
+        # the same edge as ckpt_cli.base.handle_errors: one line, exit 2 for bad input
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2 if isinstance(err, InvalidInput) else 1)
+    return True
+
+
 def main() -> None:
     """Entry point of the ``ckpt`` console script.
 
     typer builds every registered command on each run, which costs time in proportion
     to their number; a command is started from agent hooks, so only the module that
-    defines it is imported (``ckpt --help`` and unknown commands load them all).
+    defines it is imported (``ckpt --help`` and unknown commands load them all), and
+    ``commit`` usually runs without typer at all.
     """
-    module = COMMANDS.get(_command(sys.argv[1:]) or "")
+    command = _command(sys.argv[1:])
+    if command in ("commit", "now") and _fast_commit(sys.argv[1:]):
+        return
+    module = COMMANDS.get(command or "")
     import_module(f"ckpt_cli.{module}" if module else "ckpt_cli.commands")
     from ckpt_cli.base import app
 

@@ -106,13 +106,6 @@ class PairedOptions(TyperCommand):
                 param.nargs = 2
 
 
-def pairs(values: list[Any] | None) -> list[tuple[str, str]]:
-    pairs = [tuple(v) for v in values or []]
-    if any(len(p) != 2 for p in pairs):  # pragma: no cover - guards a typer upgrade
-        raise RuntimeError("--var values did not arrive as pairs; typer changed under us")
-    return [(str(k), str(v)) for k, v in pairs]
-
-
 def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -18,23 +18,16 @@ from ckpt_cli.base import (
     app,
     handle_errors,
     open_store,
-    pairs,
     print_json,
     variables_of,
 )
-from ckpt_cli.inputs import (
-    BadArgument,
-    edits_from_flags,
-    parse_var,
-    read_state,
-    report_collector_errors,
-)
+from ckpt_cli.commit_cmd import run as run_commit
 from ckpt_cli.render import human_size, render_checkpoint, render_log
 from ckpt_cli.render_diff import render_key_history
 from ckptstore import Checkpoint, CommitInfo, KeyChange, Store, redact
 from ckptstore.location import STORE_DIR, STORE_FILE
 from ckptstore.paths import parse_path
-from ckptstore.secrets import REDACTED, mask_text, redact_changes, redact_path_value
+from ckptstore.secrets import mask_text, redact_changes, redact_path_value
 
 
 @app.command()
@@ -173,31 +166,13 @@ def commit(
     flags, CKPT_AGENT_ID / CKPT_AGENT_TIER / CKPT_SESSION_ID, the dependency checks of
     config.toml and any installed collector plugins.
     """
-    edits = edits_from_flags(
-        phase=phase, phase_number=phase_number, phase_status=phase_status, tasks=task,
-        add_tasks=task_add, active_task=active_task, outputs=output,
+    run_commit(
+        store=store or (ctx.obj or {}).get("store"), state=state, var=var,
+        secret_var=secret_var, merge=merge, phase=phase, phase_number=phase_number,
+        phase_status=phase_status, task=task, task_add=task_add, active_task=active_task,
+        output=output, unset_var=unset_var, no_probe=no_probe, notes=notes, session=session,
+        as_json=as_json,
     )  # fmt: skip
-    given, source = read_state(state) if state is not None else (None, "")
-    if merge and given is None:
-        raise BadArgument("--merge", "needs a partial state: --state FILE --merge (or -)")
-    variables = {key: parse_var(key, value) for key, value in pairs(var)}
-    secrets = dict(pairs(secret_var))
-    for key in secrets.keys() & variables.keys():
-        raise BadArgument("--secret-var", f"{key!r} is also given with --var; give it once")
-    variables.update(secrets)
-    with open_store(ctx, store) as opened:
-        if given is not None:
-            _refuse_redacted(given, opened, source)
-        captured = opened.capture(
-            given, session=session, merge=merge, edits=edits, variables=variables,
-            unset=unset_var or (), notes=notes, source=source, secret=sorted(secrets),
-            probe=not no_probe,
-        )  # fmt: skip
-    report_collector_errors(captured)
-    if as_json:
-        print_json(captured.to_dict())
-    else:
-        typer.echo(captured.commit.checkpoint_id)
 
 
 @handle_errors
@@ -317,22 +292,6 @@ class _CommitOptions(PairedOptions):
         for param in self.params:
             if param.name == "secret_var":
                 param.nargs = 2
-
-
-def _refuse_redacted(given: Any, opened: Store, source: str) -> None:
-    """A state from `load` without --reveal would overwrite secrets with "[redacted]"."""
-    variables = given.get("variables") if isinstance(given, dict) else None
-    if not isinstance(variables, dict):
-        return
-    policy = opened.secrets()
-    for name, value in variables.items():
-        if value == REDACTED and policy.is_secret(name):
-            raise BadArgument(
-                "--state",
-                f"{source}: variable {name!r} is {REDACTED} (from a `ckpt load` without"
-                " --reveal); committing it would replace the secret: load with --reveal,"
-                " or leave the variable out",
-            )
 
 
 def _session_ref(session: str | None) -> str:

@@ -1,4 +1,7 @@
-"""Reading what the user hands the CLI: state files, stdin, --var values."""
+"""Reading what the user hands the CLI: state files, stdin, --var values.
+
+No typer here: ``ckpt commit`` runs without it (:mod:`ckpt_cli.commit_cmd`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,14 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from ckptstore import InvalidInput
-from ckptstore.collectors import Captured
 from ckptstore.edits import Edits, parse_output, parse_task
+from ckptstore.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ckptstore.collectors import Captured
+    from ckptstore.store import Store
 
 
 class BadArgument(InvalidInput):
@@ -99,11 +103,39 @@ def edits_from_flags(
     )
 
 
+def pairs(values: Sequence[Sequence[Any]] | None) -> list[tuple[str, str]]:
+    """The (KEY, VALUE) pairs of a repeatable two-value option such as ``--var``."""
+    found = [tuple(v) for v in values or []]
+    if any(len(p) != 2 for p in found):  # pragma: no cover - guards a typer upgrade
+        raise RuntimeError("--var values did not arrive as pairs; typer changed under us")
+    return [(str(k), str(v)) for k, v in found]
+
+
+def refuse_redacted(given: Any, opened: Store, source: str) -> None:
+    """A state from `load` without --reveal would overwrite secrets with "[redacted]"."""
+    variables = given.get("variables") if isinstance(given, dict) else None
+    if not isinstance(variables, dict):
+        return
+    from ckptstore.secrets import REDACTED
+
+    if not any(value == REDACTED for value in variables.values()):
+        return  # the common case: no need to read the secret policy
+    policy = opened.secrets()
+    for name, value in variables.items():
+        if value == REDACTED and policy.is_secret(name):
+            raise BadArgument(
+                "--state",
+                f"{source}: variable {name!r} is {REDACTED} (from a `ckpt load` without"
+                " --reveal); committing it would replace the secret: load with --reveal,"
+                " or leave the variable out",
+            )
+
+
 def report_collector_errors(captured: Captured) -> None:
     """One warning line on stderr per collector that failed (the commit went ahead)."""
     for error in captured.errors:
-        typer.echo(
+        print(
             f"warning: collector {error.collector!r} failed ({error.error}); recorded in the"
             " checkpoint's collector_errors",
-            err=True,
+            file=sys.stderr,
         )
