@@ -1,20 +1,27 @@
 """Tree diff: the changes between two checkpoints, reading only what differs.
 
-Equal ids mean equal content, so the walk never opens a subtree that both sides share:
-it expands the two trees level by level, one backend batch per level, dropping every
-node the other side also references. What is left are the leaves that differ; their
-entries are compared (for lists, aligned with the shared subtrees standing in as single
-tokens), and only the blobs of entries that changed are fetched. The records are the
-ones :func:`ckptstore.diff.diff_states` computes on whole states (tests hold the two to
-each other), at a cost that grows with the change, not with the checkpoint.
+Equal ids mean equal content, so the walk never opens a subtree that both sides share.
+Two versions of a collection usually have the same shape (a task's status changed, a
+variable was set): the walk then descends both trees together, one backend batch per
+level, opening only the pairs of children whose ids differ, and compares the leaves it
+reaches entry by entry, encoding only the entries that differ. Otherwise (entries
+inserted, removed or moved) it expands the two trees level by level, dropping every
+node the other side also references, and compares what is left (for lists, aligned
+with the shared subtrees standing in as single tokens). Only the blobs of entries that
+changed are fetched. The records are the ones :func:`ckptstore.diff.diff_states`
+computes on whole states (tests hold the two to each other), at a cost that grows with
+the change, not with the checkpoint.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import compress, filterfalse
+from operator import eq, ne
 from typing import Any
+
+import msgpack
 
 from ckptstore.diff import LIST_SECTIONS, SECTIONS, Change, align, list_changes, map_changes
 from ckptstore.diff import section_changes as state_section_changes
@@ -25,19 +32,29 @@ from ckptstore.trees import MAP_INNER, Entry, Node, fetch_closure, parse_stored,
 
 __all__ = ["NotATree", "Walk", "diff_trees", "expand"]
 
+Pack = Callable[[Any], bytes]
+
 
 @dataclass
 class Walk:
     """Both sides of one collection, expanded only where they differ.
 
     ``seen[side]`` holds every node id that side references; ``opened[side]`` the ones
-    actually read (not shared with the other side), in the order they were reached.
+    actually read (not shared with the other side), in the order they were reached;
+    ``stored`` their stored bytes.
     """
 
     nodes: dict[bytes, Node] = field(default_factory=dict)
-    counts: dict[bytes, int] = field(default_factory=dict)
+    stored: dict[bytes, bytes] = field(default_factory=dict)
     seen: tuple[set[bytes], set[bytes]] = field(default_factory=lambda: (set(), set()))
     opened: tuple[list[bytes], list[bytes]] = field(default_factory=lambda: ([], []))
+
+
+def _children(node: Node) -> tuple[list[bytes], list[int]]:
+    """An inner node's child ids and the number of entries under each."""
+    first = 1 if node.type == MAP_INNER else 0
+    step = first + 2
+    return node.items[first::step], node.items[first + 1 :: step]
 
 
 def expand(store: ObjectStore, old: bytes, new: bytes) -> Walk:
@@ -58,20 +75,17 @@ def expand(store: ObjectStore, old: bytes, new: bytes) -> Walk:
             if kind != Kind.TREE:
                 raise NotATree
             walk.nodes[oid] = parse_stored(oid, data)
+            walk.stored[oid] = data
         nxt: tuple[set[bytes], set[bytes]] = (set(), set())
         for side in (0, 1):
+            seen, reached = walk.seen[side], nxt[side]
             for oid in sorted(live[side]):
                 walk.opened[side].append(oid)
                 node = walk.nodes[oid]
-                if node.is_leaf:
-                    walk.counts[oid] = len(node.items) // (2 if node.is_map else 1)
-                    continue
-                step = 3 if node.type == MAP_INNER else 2
-                for i in range(step - 2, len(node.items), step):
-                    child, count = node.items[i], node.items[i + 1]
-                    walk.counts[child] = count
-                    walk.seen[side].add(child)
-                    nxt[side].add(child)
+                if not node.is_leaf:
+                    children = _children(node)[0]
+                    seen.update(children)
+                    reached.update(children)
         frontier = nxt
     return walk
 
@@ -80,50 +94,166 @@ class NotATree(Exception):
     """A section entry is not a tree (written by something else); compare values instead."""
 
 
-def _segments(walk: Walk, root: bytes, side: int) -> list[tuple[str, Any]]:
-    """One side as tokens: ("node", id) for a shared subtree, ("item", ...) for the rest."""
-    other = walk.seen[1 - side]
-    out: list[tuple[str, Any]] = []
+@dataclass(frozen=True, slots=True)
+class _Leaves:
+    """Two leaves in the same place of two trees of the same shape, and their bytes.
 
-    def visit(oid: bytes) -> None:
-        if oid in other:
-            out.append(("node", oid))
-            return
-        node = walk.nodes[oid]
-        if not node.is_leaf:
-            for child in node.children():
-                visit(child)
-        elif node.is_map:
-            out.extend(
-                ("item", (node.items[i], node.items[i + 1])) for i in range(0, len(node.items), 2)
-            )
-        else:
-            out.extend(("item", entry) for entry in node.items)
+    ``at`` is the position of their first entry (in a list).
+    """
 
-    visit(root)
+    at: int
+    old: Node
+    new: Node
+    old_data: bytes
+    new_data: bytes
+
+
+@dataclass
+class _Paired:
+    """Two trees of the same shape, descended together where their ids differ.
+
+    ``leaves``: the pairs of leaves reached. ``pairs``: every pair of ids in the same
+    place that differ, the roots included. ``children[side]``: the child ids of the
+    inner nodes that side opened.
+    """
+
+    leaves: list[_Leaves] = field(default_factory=list)
+    pairs: list[tuple[bytes, bytes]] = field(default_factory=list)
+    children: tuple[list[list[bytes]], list[list[bytes]]] = field(default_factory=lambda: ([], []))
+
+
+def _paired(store: ObjectStore, old: bytes, new: bytes) -> _Paired | None:
+    """Descend two trees together if they have the same shape, else None.
+
+    The same shape: each pair of inner nodes reached has as many children on both
+    sides, covering the same entries (the same first keys in a map, the same counts
+    in a list), so children in the same place hold the same part of the collection.
+    Leaves pair up whatever their lengths.
+
+    Raises:
+        NotATree: if an id on either side names something other than a tree node.
+    """
+    out = _Paired()
+    level = [(0, old, new)]
+    while level:
+        out.pairs += [(a, b) for _, a, b in level]
+        stored = store.get_many([oid for _, a, b in level for oid in (a, b)])
+        nxt = []
+        for at, a, b in level:
+            (kind_a, data_a), (kind_b, data_b) = stored[a], stored[b]
+            if kind_a != Kind.TREE or kind_b != Kind.TREE:
+                raise NotATree
+            node_a, node_b = parse_stored(a, data_a), parse_stored(b, data_b)
+            if node_a.type != node_b.type:
+                return None
+            if node_a.is_leaf:
+                out.leaves.append(_Leaves(at, node_a, node_b, data_a, data_b))
+                continue
+            (ids_a, counts_a), (ids_b, counts_b) = _children(node_a), _children(node_b)
+            if len(ids_a) != len(ids_b):
+                return None
+            if node_a.type == MAP_INNER:
+                if node_a.items[0::3] != node_b.items[0::3]:
+                    return None
+            elif counts_a != counts_b:
+                return None
+            out.children[0].append(ids_a)
+            out.children[1].append(ids_b)
+            for k in compress(range(len(ids_a)), map(ne, ids_a, ids_b)):
+                nxt.append((at + sum(counts_a[:k]), ids_a[k], ids_b[k]))
+        level = nxt
     return out
 
 
 # How small a value must be to live inline is the writer's choice (it changed once), so
 # the same value may be a reference on one side and inline on the other. Entries of one
-# form compare cheaply (ids, or canonical bytes); across forms, an inline value compares
+# form compare cheaply (ids, or encoded bytes); across forms, an inline value compares
 # by the id it would have as a blob.
+#
+# Inline values are encoded by a packer of the diff's own, with pack_canonical's options
+# (str and bytes kept apart, exact types: 1, 1.0 and True differ) but not its per-call
+# cost; only equality is asked of these encodings. Python's == is cheaper still, and
+# stored values that differ in Python differ as stored (equal encodings decode to equal
+# values). Not the converse (1 == 1.0 == True, 0.0 == -0.0): values equal in Python
+# are confirmed by their encodings.
 
 
-def _entry_token(entry: Entry) -> Hashable:
-    """A token equal for equal entries of the same form (a reference, or inline)."""
-    return entry if isinstance(entry, bytes) else b"i" + pack_canonical(entry)
+def _packer() -> Pack:
+    pack: Pack = msgpack.Packer(use_bin_type=True, strict_types=True, autoreset=True).pack
+    return pack
 
 
-def _blob_token(entry: Entry) -> Hashable:
-    """A token equal for equal values, whichever form each is written in."""
+def _blob_ref(entry: Entry) -> bytes:
+    """An id equal for equal values, whichever form each is written in."""
     return entry if isinstance(entry, bytes) else object_id(Kind.BLOB, pack_canonical(entry))
 
 
-def _same_entry(a: Entry, b: Entry) -> bool:
+def _same_entry(a: Entry, b: Entry, pack: Pack) -> bool:
+    a_ref, b_ref = isinstance(a, bytes), isinstance(b, bytes)
+    if a_ref and b_ref:
+        return bool(a == b)
+    if a_ref or b_ref:
+        return _blob_ref(a) == _blob_ref(b)
+    return pack(a) == pack(b)
+
+
+def _unequal_differ(a: Entry, b: Entry) -> bool:
+    """Whether two entries unequal in Python differ (only the two forms can hide equality)."""
     if isinstance(a, bytes) == isinstance(b, bytes):
-        return _entry_token(a) == _entry_token(b)
-    return _blob_token(a) == _blob_token(b)
+        return True
+    return _blob_ref(a) != _blob_ref(b)
+
+
+def _differing(old: Sequence[Entry], new: Sequence[Entry], pack: Pack) -> list[int]:
+    """The indices at which two lists of entries of the same length differ."""
+    indices = range(len(old))
+    out = [k for k in compress(indices, map(ne, old, new)) if _unequal_differ(old[k], new[k])]
+    equal = list(map(eq, old, new))
+    # Lists of the same length with equal encodings are equal entry by entry.
+    if pack(list(compress(old, equal))) != pack(list(compress(new, equal))):
+        out += [k for k in compress(indices, equal) if not _same_entry(old[k], new[k], pack)]
+        out.sort()
+    return out
+
+
+# Entries equal in Python must still be shown equal as stored. Encoding them all costs
+# most of a diff; the leaves' stored bytes show it at once. A stored node is canonical
+# (fsck checks it), so an entry's encoding is a slice of its leaf's bytes, and two runs
+# of entries whose bytes are equal hold equal entries (msgpack marks where each ends).
+
+
+def _body(node: Node, data: bytes) -> bytes | None:
+    """The encodings of a leaf's items back to back: its stored bytes after the header."""
+    size = len(node.items) + 1  # the array holds the type tag, then the items
+    head = 1 if size < 16 else 3 if size < 1 << 16 else 5
+    return data[head + 1 :] if data[head] == node.type else None
+
+
+def _replaced(
+    old: Sequence[Entry],
+    new: Sequence[Entry],
+    bodies: tuple[bytes, bytes],
+    differ: list[int],
+    pack: Pack,
+) -> list[tuple[bytes, bytes]] | None:
+    """The encodings of ``old[k]`` and ``new[k]`` for each ``k`` in ``differ``.
+
+    Provided the two runs of entries, encoded back to back in ``bodies``, are equal
+    byte for byte everywhere else; None if not (or if it cannot be told).
+    """
+    out = []
+    i = j = 0  # where the bytes of the entries after the last ones replaced start
+    for k in differ:
+        was, now = pack(old[k]), pack(new[k])
+        at, to = bodies[0].find(was, i), bodies[1].find(now, j)
+        # Found exactly once from there on, an encoding is the entry's own.
+        if at < 0 or to < 0 or bodies[0].find(was, at + 1) >= 0 or bodies[1].find(now, to + 1) >= 0:
+            return None
+        if bodies[0][i:at] != bodies[1][j:to]:
+            return None
+        i, j = at + len(was), to + len(now)
+        out.append((was, now))
+    return out if bodies[0][i:] == bodies[1][j:] else None
 
 
 def _values(store: ObjectStore, entries: list[Entry]) -> list[Any]:
@@ -132,22 +262,78 @@ def _values(store: ObjectStore, entries: list[Entry]) -> list[Any]:
     return [resolve(loaded, e) for e in entries]
 
 
-def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list[Change]:
-    walk = expand(store, old, new)
-    # Shared subtrees hold the same keys with the same entries on both sides (keys are
-    # unique within a map), so only the items outside them can differ.
-    sides = [
-        dict(item for kind, item in _segments(walk, root, side) if kind == "item")
-        for side, root in ((0, old), (1, new))
-    ]
-    changed = sorted(
-        k
-        for k in sides[0].keys() | sides[1].keys()
-        if k not in sides[0] or k not in sides[1] or not _same_entry(sides[0][k], sides[1][k])
-    )
-    before = [k for k in changed if k in sides[0]]
-    after = [k for k in changed if k in sides[1]]
-    values = _values(store, [sides[0][k] for k in before] + [sides[1][k] for k in after])
+# --- maps -----------------------------------------------------------------------------
+
+
+def _own_leaves(walk: Walk, root: bytes, side: int) -> list[Node]:
+    """The leaves of one side that the other side does not share, in order."""
+    other = walk.seen[1 - side]
+    out: list[Node] = []
+
+    def visit(oid: bytes) -> None:
+        node = walk.nodes[oid]
+        if node.is_leaf:
+            out.append(node)
+            return
+        for child in filterfalse(other.__contains__, _children(node)[0]):
+            visit(child)
+
+    if root not in other:
+        visit(root)
+    return out
+
+
+def _changed(
+    old: list[Any], new: list[Any], bodies: tuple[bytes, bytes] | None, pack: Pack
+) -> tuple[dict[str, Entry], dict[str, Entry]]:
+    """The entries of each side whose keys changed: a different entry, or one side only.
+
+    ``old`` and ``new`` are flat map items, ``bodies`` their encodings if known.
+    """
+    keys, values = (old[0::2], new[0::2]), (old[1::2], new[1::2])
+    if keys[0] == keys[1]:
+        differ = list(compress(range(1, len(old), 2), map(ne, values[0], values[1])))
+        if bodies is not None and _replaced(old, new, bodies, differ, pack) is not None:
+            found = [k // 2 for k in differ if _unequal_differ(old[k], new[k])]
+        else:
+            found = _differing(values[0], values[1], pack)
+        return (
+            {keys[0][k]: values[0][k] for k in found},
+            {keys[1][k]: values[1][k] for k in found},
+        )
+    a = dict(zip(keys[0], values[0], strict=True))
+    b = dict(zip(keys[1], values[1], strict=True))
+    common = [k for k in a if k in b]
+    found = _differing([a[k] for k in common], [b[k] for k in common], pack)
+    changed = (a.keys() ^ b.keys()) | {common[k] for k in found}
+    return {k: a[k] for k in changed if k in a}, {k: b[k] for k in changed if k in b}
+
+
+def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes, pack: Pack) -> list[Change]:
+    paired = _paired(store, old, new)
+    sides: list[tuple[list[Any], list[Any], tuple[bytes, bytes] | None]]
+    if paired is not None:
+        # Children in the same place cover the same keys: compare leaf with leaf.
+        sides = []
+        for pair in paired.leaves:
+            body = (_body(pair.old, pair.old_data), _body(pair.new, pair.new_data))
+            bodies = None if body[0] is None or body[1] is None else (body[0], body[1])
+            sides.append((pair.old.items, pair.new.items, bodies))
+    else:
+        # Shared subtrees hold the same keys with the same entries on both sides (keys
+        # are unique within a map), so only the items outside them can differ.
+        walk = expand(store, old, new)
+        own = [_own_leaves(walk, root, side) for side, root in ((0, old), (1, new))]
+        flat = [[item for leaf in leaves for item in leaf.items] for leaves in own]
+        sides = [(flat[0], flat[1], None)]
+    a: dict[str, Entry] = {}
+    b: dict[str, Entry] = {}
+    for items_a, items_b, bodies in sides:
+        more = _changed(items_a, items_b, bodies, pack)
+        a.update(more[0])
+        b.update(more[1])
+    before, after = sorted(a), sorted(b)
+    values = _values(store, [a[k] for k in before] + [b[k] for k in after])
     return map_changes(
         section,
         dict(zip(before, values[: len(before)], strict=True)),
@@ -155,15 +341,283 @@ def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list[
     )
 
 
-def _list_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list[Change]:
-    walk = expand(store, old, new)
-    segs = [_segments(walk, old, 0), _segments(walk, new, 1)]
-    sizes = [[walk.counts[v] if t == "node" else 1 for t, v in seq] for seq in segs]
-    starts = [list(accumulate(s, initial=0)) for s in sizes]
-    picked = _picked(store, segs, starts, _entry_token)
+# --- lists ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """A stretch of one side of a list: shared subtrees, or the entries of a leaf.
+
+    ``first`` is the index of its first unit among the side's units (a shared subtree
+    or an entry each), ``at`` the position of its first entry in the list. ``units``
+    holds the subtree ids (``counts``: the entries under each) or the entries of leaf
+    ``leaf`` (``counts`` None).
+    """
+
+    first: int
+    at: int
+    units: list[Any]
+    counts: list[int] | None
+    leaf: bytes = b""
+
+
+def _runs(walk: Walk, root: bytes, side: int) -> list[_Run]:
+    """One side of a list: its shared subtrees and its own leaves, in order."""
+    other = walk.seen[1 - side]
+    runs: list[_Run] = []
+    first = at = 0
+
+    def add(units: list[Any], counts: list[int] | None, leaf: bytes = b"") -> None:
+        nonlocal first, at
+        runs.append(_Run(first, at, units, counts, leaf))
+        first += len(units)
+        at += len(units) if counts is None else sum(counts)
+
+    def visit(oid: bytes) -> None:
+        node = walk.nodes[oid]
+        if node.is_leaf:
+            add(node.items, None, oid)
+            return
+        # Most children are shared: take them run by run, descend into the others.
+        ids, counts = _children(node)
+        done = 0
+        for child in list(filterfalse(other.__contains__, ids)):
+            k = ids.index(child, done)
+            if k > done:
+                add(ids[done:k], counts[done:k])
+            visit(child)
+            done = k + 1
+        if done < len(ids):
+            add(ids[done:], counts[done:])
+
+    if root in other:
+        add([root], [0])  # the whole side is one unit: nothing follows it
+    else:
+        visit(root)
+    return runs
+
+
+# Units are aligned by tokens. A shared subtree's is its 32-byte id; an entry's is its
+# msgpack encoding: a reference encodes as a 34-byte bin, which no JSON value does, and
+# an inline value's could equal a node id only by a blake3 preimage. So units of
+# different kinds never match.
+
+
+def _tokens(runs: list[_Run], token: Callable[[Entry], Hashable]) -> list[Hashable]:
+    """The tokens of one side's units, ``token`` giving an entry's."""
+    out: list[Hashable] = []
+    for run in runs:
+        out.extend(run.units if run.counts is not None else map(token, run.units))
+    return out
+
+
+def _entries(store: ObjectStore, runs: list[_Run], lo: int, hi: int) -> list[tuple[int, Entry]]:
+    """The entries of units ``lo`` to ``hi`` of one side, with their positions."""
+    out: list[tuple[int, Entry]] = []
+    for run in runs:
+        a, b = max(lo, run.first) - run.first, min(hi, run.first + len(run.units)) - run.first
+        if a >= b:
+            continue
+        if run.counts is None:
+            out.extend(zip(range(run.at + a, run.at + b), run.units[a:b], strict=True))
+            continue
+        at = run.at + sum(run.counts[:a])
+        for t in range(a, b):
+            out.extend(enumerate(read_items(store, run.units[t]), at))
+            at += run.counts[t]
+    return out
+
+
+def _run(old: list[Hashable], i: int, new: list[Hashable], j: int) -> int:
+    """How many tokens from ``old[i]`` and ``new[j]`` on are equal, pair by pair."""
+    limit = min(len(old) - i, len(new) - j)
+    # Galloping, then halving: slice comparisons run in C, a whole run in a few steps.
+    size = 1
+    while size < limit and old[i : i + size] == new[j : j + size]:
+        size *= 2
+    lo, hi = size // 2, min(size, limit)  # old[i:i+lo] == new[j:j+lo]; the answer <= hi
+    if old[i : i + hi] == new[j : j + hi]:
+        return hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if old[i + lo : i + mid] == new[j + lo : j + mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _gaps(old: list[Hashable], new: list[Hashable]) -> list[tuple[int, int, int, int]]:
+    """The stretches ``(i1, i2, j1, j2)`` where ``old[i1:i2]`` and ``new[j1:j2]`` differ.
+
+    As :func:`ckptstore.diff.align` aligns them. When no token repeats on either side
+    and the tokens both sides hold come in the same order, that alignment matches every
+    common token (its longest-block recursion leaves none out), so the stretches are
+    found by stepping along equal runs; otherwise (repeats, moves) it is asked.
+    """
+    where = dict(zip(new, range(len(new)), strict=True))
+    if len(where) == len(new) and len(set(old)) == len(old):
+        gaps = []
+        i = j = 0
+        while True:
+            step = _run(old, i, new, j)
+            i, j = i + step, j + step
+            # Up to the next token both sides hold; none of those skipped is elsewhere.
+            i2 = i
+            while i2 < len(old) and old[i2] not in where:
+                i2 += 1
+            j2 = where[old[i2]] if i2 < len(old) else len(new)
+            if j2 < j:
+                break  # moved: not in the same order
+            if i2 > i or j2 > j:
+                gaps.append((i, i2, j, j2))
+            if i2 == len(old):
+                return gaps
+            i, j = i2, j2
+    return [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in align(old, new) if tag != "equal"]
+
+
+_Picked = tuple[list[tuple[int, Entry]], list[tuple[int, Entry]]]
+"""The entries of each side in the stretches that differ, with their positions."""
+
+
+def _stretches(
+    store: ObjectStore, runs: list[list[_Run]], token: Callable[[Entry], Hashable]
+) -> _Picked:
+    """The entries in the stretches that differ, aligning units by ``token``."""
+    picked: _Picked = ([], [])
+    for i1, i2, j1, j2 in _gaps(_tokens(runs[0], token), _tokens(runs[1], token)):
+        picked[0].extend(_entries(store, runs[0], i1, i2))
+        picked[1].extend(_entries(store, runs[1], j1, j2))
+    return picked
+
+
+def _mixed(picked: _Picked) -> bool:
+    """Whether a reference on one side meets an inline entry on the other."""
     forms = [{isinstance(e, bytes) for _, e in side} for side in picked]
-    if (True in forms[0] and False in forms[1]) or (False in forms[0] and True in forms[1]):
-        picked = _picked(store, segs, starts, _blob_token)  # mixed forms: compare values
+    return (True in forms[0] and False in forms[1]) or (False in forms[0] and True in forms[1])
+
+
+# The common change (a task's status) replaces entries in place: both sides are the
+# same units but for a few entries. If each replaced entry is new to the other side, the
+# alignment matches everything else in place (its longest equal stretch is always one
+# in place), so the entries that differ are the answer, found with Python's == and shown
+# exact by the bytes (see _replaced), encoding nothing but them.
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """Entries in a row on one side of a list, from its own leaves.
+
+    ``at`` is the position of the first, ``body`` their encodings back to back.
+    """
+
+    at: int
+    entries: list[Entry]
+    body: bytes
+
+
+def _in_place(rows: list[tuple[_Row, _Row]], pack: Pack) -> _Picked | None:
+    """The entries that differ, if the sides differ only by entries replaced in place.
+
+    ``rows`` pairs the rows of entries of the two sides. None if more differs, or if a
+    replaced entry is not new to the other side.
+    """
+    picked: _Picked = ([], [])
+    replaced: list[tuple[bytes, bytes]] = []
+    for a, b in rows:
+        if len(a.entries) != len(b.entries):
+            return None
+        differ = list(compress(range(len(a.entries)), map(ne, a.entries, b.entries)))
+        found = _replaced(a.entries, b.entries, (a.body, b.body), differ, pack)
+        if found is None:
+            return None
+        replaced += found
+        picked[0].extend((a.at + k, a.entries[k]) for k in differ)
+        picked[1].extend((b.at + k, b.entries[k]) for k in differ)
+    for was, now in replaced:
+        if any(was in b.body or now in a.body for a, b in rows):
+            return None  # not new to the other side
+    return picked
+
+
+def _paired_rows(paired: _Paired) -> list[tuple[_Row, _Row]] | None:
+    """The rows of two trees of the same shape: their leaves, pair by pair.
+
+    None if a subtree that differs in one place is referenced by the other side in
+    another: then it was moved, not replaced.
+    """
+    for side in (0, 1):
+        elsewhere = set().union(
+            *paired.children[1 - side], (pair[1 - side] for pair in paired.pairs)
+        )
+        if any(pair[side] in elsewhere for pair in paired.pairs):
+            return None
+    rows = []
+    for pair in paired.leaves:
+        bodies = (_body(pair.old, pair.old_data), _body(pair.new, pair.new_data))
+        if bodies[0] is None or bodies[1] is None:
+            return None
+        rows.append(
+            (_Row(pair.at, pair.old.items, bodies[0]), _Row(pair.at, pair.new.items, bodies[1]))
+        )
+    return rows
+
+
+def _run_rows(walk: Walk, runs: list[list[_Run]]) -> list[tuple[_Row, _Row]] | None:
+    """The rows of entries of two sides, pair by pair.
+
+    None unless both hold the same shared subtrees in the same places, and rows of
+    entries between them (a leaf split in one place and not the other is fine: the
+    entries of its parts join one row).
+    """
+    parts: list[list[list[bytes] | _Row]] = [[], []]
+    for side in (0, 1):
+        out = parts[side]
+        for run in runs[side]:
+            last = out[-1] if out else None
+            if run.counts is not None:
+                if isinstance(last, list):
+                    out[-1] = last + run.units
+                else:
+                    out.append(run.units)
+                continue
+            body = _body(walk.nodes[run.leaf], walk.stored[run.leaf])
+            if body is None:
+                return None
+            if isinstance(last, _Row):
+                out[-1] = _Row(last.at, last.entries + run.units, last.body + body)
+            else:
+                out.append(_Row(run.at, run.units, body))
+    if len(parts[0]) != len(parts[1]):
+        return None
+    rows = []
+    for a, b in zip(parts[0], parts[1], strict=True):
+        if isinstance(a, _Row) and isinstance(b, _Row):
+            rows.append((a, b))
+        elif isinstance(a, _Row) or isinstance(b, _Row) or a != b:
+            return None
+    return rows
+
+
+def _list_diff(
+    store: ObjectStore, section: str, old: bytes, new: bytes, pack: Pack
+) -> list[Change]:
+    paired = _paired(store, old, new)
+    rows = _paired_rows(paired) if paired is not None else None
+    runs = None
+    if rows is None:
+        walk = expand(store, old, new)
+        runs = [_runs(walk, old, 0), _runs(walk, new, 1)]
+        rows = _run_rows(walk, runs)
+    picked = _in_place(rows, pack) if rows is not None else None
+    if picked is None or _mixed(picked):
+        if runs is None:
+            walk = expand(store, old, new)
+            runs = [_runs(walk, old, 0), _runs(walk, new, 1)]
+        picked = _stretches(store, runs, pack)
+        if _mixed(picked):  # the same value may be written in either form
+            picked = _stretches(store, runs, lambda entry: pack(_blob_ref(entry)))
     values = _values(store, [e for _, e in picked[0]] + [e for _, e in picked[1]])
     split = len(picked[0])
     deleted = [(i, v) for (i, _), v in zip(picked[0], values[:split], strict=True)]
@@ -171,28 +625,7 @@ def _list_diff(store: ObjectStore, section: str, old: bytes, new: bytes) -> list
     return list_changes(section, deleted, inserted)
 
 
-_Picked = tuple[list[tuple[int, Entry]], list[tuple[int, Entry]]]
-
-
-def _picked(
-    store: ObjectStore,
-    segs: list[list[tuple[str, Any]]],
-    starts: list[list[int]],
-    token: Callable[[Entry], Hashable],
-) -> _Picked:
-    """The entries (with their positions) in the runs that differ, aligned by ``token``."""
-    tokens = [[("n", v) if t == "node" else ("e", token(v)) for t, v in seq] for seq in segs]
-    picked: _Picked = ([], [])
-    for tag, i1, i2, j1, j2 in align(tokens[0], tokens[1]):
-        if tag == "equal":
-            continue
-        for side, lo, hi in ((0, i1, i2), (1, j1, j2)):
-            for t in range(lo, hi):
-                kind, value = segs[side][t]
-                entries = read_items(store, value) if kind == "node" else [value]
-                start = starts[side][t]
-                picked[side].extend((start + k, e) for k, e in enumerate(entries))
-    return picked
+# --- checkpoints ----------------------------------------------------------------------
 
 
 def _root_entries(store: ObjectStore, root: bytes) -> dict[str, Entry]:
@@ -216,21 +649,22 @@ def diff_trees(
     check_root(store, old_root)
     check_root(store, new_root)
     tops = (_root_entries(store, old_root), _root_entries(store, new_root))
+    pack = _packer()
     out: list[Change] = []
     for section in (s for s in SECTIONS if s in sections):
         entries = (tops[0].get(section), tops[1].get(section))
         present = (section in tops[0], section in tops[1])
         if section == "meta":
             present = (True, True)  # no meta fields is an empty meta, as for states
-        if present[0] and present[1] and _same(entries[0], entries[1]):
+        if present[0] and present[1] and _same(entries[0], entries[1], pack):
             continue
         both_refs = isinstance(entries[0], bytes) and isinstance(entries[1], bytes)
         try:
             if both_refs and section in LIST_SECTIONS:
-                out.extend(_list_diff(store, section, entries[0], entries[1]))  # type: ignore[arg-type]
+                out.extend(_list_diff(store, section, entries[0], entries[1], pack))  # type: ignore[arg-type]
                 continue
             if both_refs and section in ("variables", "meta"):
-                out.extend(_map_diff(store, section, entries[0], entries[1]))  # type: ignore[arg-type]
+                out.extend(_map_diff(store, section, entries[0], entries[1], pack))  # type: ignore[arg-type]
                 continue
         except NotATree:
             pass
@@ -242,7 +676,7 @@ def diff_trees(
     return out
 
 
-def _same(a: Entry | None, b: Entry | None) -> bool:
+def _same(a: Entry | None, b: Entry | None, pack: Pack) -> bool:
     if a is None or b is None:
         return a is b
-    return _same_entry(a, b)
+    return _same_entry(a, b, pack)

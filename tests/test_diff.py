@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
+from unittest import mock
 
+import blake3
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckptstore import Store
+from ckptstore import Store, treediff
 from ckptstore.backends.memory import MemoryBackend
-from ckptstore.diff import Change, apply_changes, diff_states
-from ckptstore.objects import encode
+from ckptstore.diff import Change, align, apply_changes, diff_states
+from ckptstore.objects import Kind, encode
 from ckptstore.objectstore import ObjectStore
 from ckptstore.snapshot import validate_state, write_state
 from ckptstore.treediff import diff_trees
+from ckptstore.trees import fetch_closure, read_items
 from strategies import KEYS, checkpoints, json_values
 
 
@@ -256,3 +260,140 @@ def test_diff_compares_states_not_ancestry() -> None:
     store.commit({"variables": {"a": 2}}, session="two")
     assert store.diff("one", "two") == [Change("variables", "changed", "a", None, 1, 2)]
     assert store.diff("two", "two") == []
+
+
+# --- what a diff costs and why it is still right ----------------------------------
+
+
+class EncodedBytes:
+    """Counts the bytes a tree diff encodes to compare entries, by either of its ways."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.total = 0
+        canonical = treediff.pack_canonical
+
+        def counted_canonical(value: Any, **options: Any) -> bytes:
+            return self._count(canonical(value, **options))
+
+        monkeypatch.setattr(treediff, "pack_canonical", counted_canonical)
+        packer = getattr(treediff, "_packer", None)
+        if packer is not None:
+
+            def counted_packer() -> Callable[[Any], bytes]:
+                pack = packer()
+                return lambda value: self._count(pack(value))
+
+            monkeypatch.setattr(treediff, "_packer", counted_packer)
+
+    def _count(self, data: bytes) -> bytes:
+        self.total += len(data)
+        return data
+
+
+def _cut_after(entry: Any) -> bool:
+    """Whether a list leaf ends at this inline entry (docs/architecture.md, Trees)."""
+    return blake3.blake3(encode(entry)).digest(4)[0] & 31 == 0
+
+
+def _task_leaves(store: ObjectStore, root: bytes) -> int:
+    tasks = dict(zip(*[iter(read_items(store, root))] * 2, strict=True))["tasks"]
+    nodes = fetch_closure(store, [tasks], follow_refs=False).values()
+    return sum(1 for kind, node in nodes if kind == Kind.TREE and node.is_leaf)
+
+
+@pytest.mark.parametrize("moves_a_cut", [False, True])
+def test_a_diff_of_three_changed_entries_encodes_only_those(
+    moves_a_cut: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries equal on both sides are told equal without encoding them: ~80 tasks and
+    ~60 variables share the changed leaves, and encoding them all cost most of a diff.
+    Also when the change moves where a leaf ends (the two trees differ in shape)."""
+    old = big_state()
+    new = copy.deepcopy(old)
+    task = old["tasks"][1234]
+    status = next(
+        s
+        for s in (f"completed-{n}" for n in range(1000))
+        if _cut_after({**task, "status": s}) != _cut_after(task) or not moves_a_cut
+    )
+    new["tasks"][1234]["status"] = status
+    new["tasks"][8765]["owner"] = "agent-2"
+    new["variables"]["var_0042"] = {"value": -1, "note": "some text"}
+    store = ObjectStore(MemoryBackend())
+    roots = put(store, old), put(store, new)
+    assert (_task_leaves(store, roots[0]) != _task_leaves(store, roots[1])) == moves_a_cut
+    encoded = EncodedBytes(monkeypatch)
+    changes = diff_trees(store, *roots)
+    assert changes == diff_states(validate_state(old), validate_state(new))
+    assert len(changes) == 3
+    # the three entries, old and new, ~70 bytes a task: ~350 bytes (was ~17 KiB)
+    assert encoded.total < 1024, encoded.total
+
+
+def test_values_equal_in_python_are_told_apart_in_big_trees() -> None:
+    old = big_state()
+    old["tasks"][1234]["weight"] = 1
+    old["tasks"][5000]["flag"] = 1
+    old["tasks"][9000]["offset"] = 0.0
+    old["variables"]["var_0042"] = 7
+    old["variables"]["var_1500"] = {"value": 1500, "note": "some text"}
+    new = copy.deepcopy(old)
+    new["tasks"][1234]["weight"] = 1.0
+    new["tasks"][5000]["flag"] = True
+    new["tasks"][9000]["offset"] = -0.0
+    new["variables"]["var_0042"] = 7.0
+    new["variables"]["var_1500"]["value"] = 1500.0
+    store = ObjectStore(MemoryBackend())
+    changes = diff_trees(store, put(store, old), put(store, new))
+    assert changes == diff_states(validate_state(old), validate_state(new))
+    assert [(c.section, c.key) for c in changes] == [
+        ("tasks", "1234"), ("tasks", "5000"), ("tasks", "9000"),
+        ("variables", "var_0042"), ("variables", "var_1500"),
+    ]  # fmt: skip
+
+
+@st.composite
+def replaced_in_place(draw: st.DrawFn) -> tuple[list[Any], list[Any]]:
+    """A list long enough to span leaves, and a copy with entries replaced in place,
+    often by entries found elsewhere in it or equal in Python only (1, 1.0, True)."""
+    pool = [{"id": str(i % 7), "n": n} for i in range(20) for n in (i, float(i), i == 1)]
+    old = draw(st.lists(st.sampled_from(pool), min_size=65, max_size=300))
+    new = list(old)
+    for _ in range(draw(st.integers(1, 4))):
+        spot = draw(st.integers(0, len(new) - 1))
+        new[spot] = draw(st.sampled_from([*pool, {"id": "fresh", "n": draw(st.integers())}]))
+    if draw(st.booleans()):  # now and then more than a replacement
+        new.insert(draw(st.integers(0, len(new))), draw(st.sampled_from(pool)))
+    return old, new
+
+
+@given(replaced_in_place())
+def test_replacements_in_place_are_what_the_full_alignment_finds(
+    pair: tuple[list[Any], list[Any]],
+) -> None:
+    store = ObjectStore(MemoryBackend())
+    old, new = ({"tasks": tasks} for tasks in pair)
+    roots = put(store, old), put(store, new)
+    changes = diff_trees(store, *roots)
+    with mock.patch.object(treediff, "_in_place", return_value=None):
+        assert changes == diff_trees(store, *roots)
+    assert canonical_state(apply_changes(validate_state(old), changes)) == canonical_state(new)
+
+
+@given(
+    st.lists(st.integers(0, 6), max_size=14),
+    st.lists(st.tuples(st.integers(0, 3), st.integers(0, 14), st.integers(0, 9)), max_size=4),
+)
+def test_the_one_pass_alignment_is_difflibs(old: list[int], edits: list[tuple[int, ...]]) -> None:
+    new = list(old)
+    for op, spot, value in edits:
+        if op == 0 and new:
+            new[spot % len(new)] = value
+        elif op == 1:
+            new.insert(spot % (len(new) + 1), value)
+        elif op == 2 and new:
+            del new[spot % len(new)]
+        elif op == 3 and len(new) > 1:
+            new.append(new.pop(spot % len(new)))
+    expected = [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in align(old, new) if tag != "equal"]
+    assert treediff._gaps(list(old), new) == expected  # type: ignore[arg-type]
