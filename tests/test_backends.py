@@ -163,6 +163,36 @@ class BackendContract:
         assert len(seen) == len(set(seen))
         assert {oid(n) for n in range(MANY)} - set(doomed) <= set(seen)
 
+    def test_scan_objects_yields_each_object_in_storage_order_with_its_dependents(
+        self, backend: Backend
+    ) -> None:
+        assert list(backend.scan_objects()) == []
+
+        def based(n: int, base: int) -> StoredObject:
+            return StoredObject(oid(n), 1, 3, 1, b"d", oid(base))
+
+        # Ids out of storage order; 1 is the base of 5 and 2, 5 of 3; 9 names a base
+        # that is not stored.
+        backend.write([obj(4), obj(1)])
+        backend.write([based(5, 1), based(2, 1), based(3, 5), based(9, 7)])
+        backend.write([obj(1), obj(4)])  # stored again: they keep their place
+        scanned = list(backend.scan_objects())
+        assert [s.id for s, _ in scanned] == [oid(n) for n in (4, 1, 5, 2, 3, 9)]
+        assert [n for _, n in scanned] == [0, 2, 1, 0, 0, 0]
+        assert scanned[2][0] == based(5, 1)
+        backend.delete_objects([oid(1)])
+        backend.write([obj(1)])  # deleted and stored again: now after its dependents
+        with backend.reading():  # and a scan is a read like any other
+            scanned = list(backend.scan_objects())
+        assert [(s.id, n) for s, n in scanned][-2:] == [(oid(9), 0), (oid(1), 2)]
+
+    def test_scan_objects_covers_more_than_one_page(self, backend: Backend) -> None:
+        backend.write([StoredObject(oid(n), 1, 3, 1, b"x", oid(n // 2)) for n in range(1234)])
+        scanned = list(backend.scan_objects())
+        assert [s.id for s, _ in scanned] == [oid(n) for n in range(1234)]
+        # n is the base of 2n and 2n + 1 (0 of itself and 1).
+        assert [d for _, d in scanned] == [2] * 617 + [0] * 617
+
     def test_writing_an_existing_object_is_not_an_error(self, backend: Backend) -> None:
         original = obj(1, b"payload")
         assert backend.write([original]).ok

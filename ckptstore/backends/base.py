@@ -173,6 +173,16 @@ class Backend(Protocol):
         """Yield every stored object id."""
         ...
 
+    def scan_objects(self) -> Iterator[tuple[StoredObject, int]]:
+        """Yield every stored object, with how many stored objects name it as their base.
+
+        Objects come in the order they were first stored (storing one again does not
+        move it), so a base comes before the objects stored against it unless it was
+        deleted and stored again. fsck reads the store this way to verify each object
+        once, keeping a base's bytes until that many objects have used them.
+        """
+        ...
+
     def size_hint(self) -> int:
         """About how many objects are stored: cheap, never below the true count."""
         ...

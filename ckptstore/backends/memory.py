@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -84,6 +85,15 @@ class MemoryBackend:
             self._check_open()
             ids = list(self._objects)
         yield from ids
+
+    def scan_objects(self) -> Iterator[tuple[StoredObject, int]]:
+        """See :meth:`Backend.scan_objects` (insertion order is the order of storing)."""
+        with self._lock:
+            self._check_open()
+            objects = list(self._objects.values())
+        dependents = Counter(o.base for o in objects if o.base is not None)
+        for stored in objects:
+            yield stored, dependents[stored.id]
 
     def size_hint(self) -> int:
         """See :meth:`Backend.size_hint`."""

@@ -46,6 +46,7 @@ from ckptstore.backends.base import (
     WriteResult,
 )
 from ckptstore.backends.sqlite_marks import PythonMarks, SQLMarks
+from ckptstore.backends.sqlite_scan import scan_objects
 from ckptstore.errors import (
     CkptError,
     StoreBusy,
@@ -334,6 +335,10 @@ class SQLiteBackend:
                 return
             yield from page
             last = page[-1]
+
+    def scan_objects(self) -> Iterator[tuple[StoredObject, int]]:
+        """See :meth:`Backend.scan_objects`. Pages by row number (the order of storing)."""
+        return scan_objects(self, self._base_column)
 
     def size_hint(self) -> int:
         """See :meth:`Backend.size_hint`: the highest row number, an index lookup."""
