@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ckptstore import RetentionPolicy, Store
+from ckptstore import RetentionPolicy, Store, fsck
 from ckptstore.backends.base import PruneMark, RefUpdate, StoredObject
 from ckptstore.objects import Commit, Kind, decode_trusted, encode, object_id
 from ckptstore.trees import parse_node
@@ -189,3 +190,125 @@ def test_damage_to_a_big_compressed_object_is_caught_anywhere(
     with Store.open(store_dir) as store:
         (problem,) = store.fsck().problems
         assert (problem.kind, problem.object_id) == ("corrupt", big.hex())
+
+
+def chained_store(store: Store, versions: int = 40) -> None:
+    """One checkpoint committed again and again, a long text edited by small insertions.
+
+    Each version of the text is stored as a delta against the one before, in chains up
+    to ``MAX_CHAIN`` deep (the small tree nodes and commits are stored whole).
+    """
+    text = "".join(
+        f"Line {n} of the plan: look, think, act, then write it down.\n" for n in range(600)
+    )
+    for i in range(versions):
+        at = (i * 7919) % len(text)
+        text = f"{text[:at]} (revised at step {i}) {text[at:]}"
+        store.commit({"variables": {"plan": text, "step": i}}, session="main")
+
+
+class Decompressions:
+    """Counts the decompressions fsck does, apart from those of its root-shape check.
+
+    The root check reads each commit's root node and first section nodes again, through
+    the object store (``roots.root_problems``); it is not the scan under test.
+    """
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.scan = 0
+        self.scan_reads: int | None = None
+        self._in_roots = False
+        codec, objects = store.objects.codec, store.objects
+        decompress, root_problems = codec.decompress, fsck.root_problems
+
+        def counting(*args: Any, **kwargs: Any) -> bytes:
+            self.scan += not self._in_roots
+            return decompress(*args, **kwargs)
+
+        def roots(*args: Any, **kwargs: Any) -> dict[bytes, str]:
+            if self.scan_reads is None:
+                self.scan_reads = objects.stats.objects_read
+            self._in_roots = True
+            try:
+                return root_problems(*args, **kwargs)
+            finally:
+                self._in_roots = False
+
+        monkeypatch.setattr(codec, "decompress", counting)
+        monkeypatch.setattr(fsck, "root_problems", roots)
+        objects.drop_cache()
+        objects.stats.reset()
+
+
+def test_fsck_decompresses_and_reads_each_object_once_however_long_its_chains(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chained_store(store)
+    ids = all_ids(store)
+    depths = Counter(x.depth for x in store.objects.read_many(ids, cached=False).values())
+    assert max(depths) >= 12
+    assert sum(n for depth, n in depths.items() if depth) >= 30  # nearly every text version
+    # Batches of 8 objects: the store is many batches long, as a store of millions is.
+    monkeypatch.setattr(fsck, "_BATCH", 8)
+    counted = Decompressions(store, monkeypatch)
+    report = store.fsck()
+    assert report.ok
+    assert sum(report.objects.values()) == len(ids)
+    assert counted.scan == len(ids)
+    assert counted.scan_reads == len(ids)
+
+
+def test_with_no_room_for_bases_fsck_reads_chains_and_still_checks_everything(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chained_store(store, versions=24)
+    ids = all_ids(store)
+    monkeypatch.setattr(fsck, "_BATCH", 8)
+    monkeypatch.setattr(fsck, "_HELD_BYTES", 0)
+    counted = Decompressions(store, monkeypatch)
+    report = store.fsck()
+    assert report.ok
+    assert sum(report.objects.values()) == len(ids)
+    assert counted.scan > len(ids)  # every delta read with its chain: only slower
+
+
+def test_a_base_stored_again_after_its_dependents_is_still_checked(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chained_store(store, versions=24)
+    ids = all_ids(store)
+    rows = store.backend.get_objects(list(ids))
+    bases = [r.base for r in rows.values() if r.codec == 3 and r.base is not None]
+    moved = rows[bases[len(bases) // 2]]
+    store.backend.delete_objects([moved.id])
+    assert store.backend.write([moved]).ok  # now last in storage order
+    assert next(reversed(list(store.backend.scan_objects())))[0] == moved
+    monkeypatch.setattr(fsck, "_BATCH", 8)
+    counted = Decompressions(store, monkeypatch)
+    report = store.fsck()
+    assert report.ok
+    assert sum(report.objects.values()) == len(ids)
+    # Its dependents were read with their chains; the rest of the store once.
+    assert len(ids) < counted.scan < 2 * len(ids)
+
+
+@pytest.mark.parametrize("budget", [0, 64 << 20])
+def test_a_damaged_base_in_the_middle_of_a_chain_is_reported_once_with_its_referrers(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    monkeypatch.setattr(fsck, "_BATCH", 8)
+    monkeypatch.setattr(fsck, "_HELD_BYTES", budget)
+    with Store.open(store_dir) as store:
+        chained_store(store, versions=24)
+        named = referrers(store)
+        rows = store.backend.get_objects(list(all_ids(store)))
+        # A delta that is itself the base of another, halfway along the text's chain.
+        bases = Counter(r.base for r in rows.values() if r.base is not None and r.codec == 3)
+        middle = [oid for oid in bases if rows[oid].codec == 3 and rows[oid].raw_len > 10_000]
+        victim = middle[len(middle) // 2]
+    flip_byte(store_dir, victim, 5)
+    with Store.open(store_dir) as store:
+        (problem,) = store.fsck().problems
+    assert (problem.kind, problem.object_id) == ("corrupt", victim.hex())
+    assert set(problem.referenced_by) == named[victim]
+    assert any(name.endswith("(as its base)") for name in named[victim])
