@@ -6,7 +6,7 @@ new status, a long plan with a sentence inserted. Stored as a zstd delta against
 previous version, such an object costs a few dozen bytes instead of its full size.
 
 The pairing walks the new tree (still in memory) against the parent's, opening only
-what differs (``treediff.expand``), and pairs:
+what differs (``treewalk.expand``), and pairs:
 
 * the two roots, and the two roots of each changed section;
 * changed nodes by anchor — a map node by its first key, a list leaf by its first
@@ -27,7 +27,6 @@ from typing import Any
 from ckptstore.diff import align
 from ckptstore.objects import Kind, pack_canonical
 from ckptstore.objectstore import ObjectStore
-from ckptstore.treediff import NotATree, Walk, expand
 from ckptstore.trees import (
     LIST_INNER,
     LIST_LEAF,
@@ -38,6 +37,7 @@ from ckptstore.trees import (
     parse_node,
     read_items,
 )
+from ckptstore.treewalk import NotATree, Walk, expand
 
 __all__ = ["delta_bases"]
 

@@ -16,250 +16,35 @@ the change, not with the checkpoint.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import compress, filterfalse
-from operator import eq, ne
+from operator import ne
 from typing import Any
-
-import msgpack
 
 from ckptstore.diff import LIST_SECTIONS, SECTIONS, Change, align, list_changes, map_changes
 from ckptstore.diff import section_changes as state_section_changes
-from ckptstore.objects import Kind, object_id, pack_canonical
 from ckptstore.objectstore import ObjectStore
 from ckptstore.roots import check_root
-from ckptstore.trees import MAP_INNER, Entry, Node, fetch_closure, parse_stored, read_items, resolve
+from ckptstore.trees import Entry, Node, read_items
+from ckptstore.treewalk import (
+    NotATree,
+    Pack,
+    Paired,
+    Walk,
+    blob_ref,
+    child_ids,
+    differing,
+    expand,
+    fetch_values,
+    leaf_body,
+    packer,
+    pair_trees,
+    replaced_encodings,
+    same_entry,
+    unequal_differ,
+)
 
-__all__ = ["NotATree", "Walk", "diff_trees", "expand"]
-
-Pack = Callable[[Any], bytes]
-
-
-@dataclass
-class Walk:
-    """Both sides of one collection, expanded only where they differ.
-
-    ``seen[side]`` holds every node id that side references; ``opened[side]`` the ones
-    actually read (not shared with the other side), in the order they were reached;
-    ``stored`` their stored bytes.
-    """
-
-    nodes: dict[bytes, Node] = field(default_factory=dict)
-    stored: dict[bytes, bytes] = field(default_factory=dict)
-    seen: tuple[set[bytes], set[bytes]] = field(default_factory=lambda: (set(), set()))
-    opened: tuple[list[bytes], list[bytes]] = field(default_factory=lambda: ([], []))
-
-
-def _children(node: Node) -> tuple[list[bytes], list[int]]:
-    """An inner node's child ids and the number of entries under each."""
-    first = 1 if node.type == MAP_INNER else 0
-    step = first + 2
-    return node.items[first::step], node.items[first + 1 :: step]
-
-
-def expand(store: ObjectStore, old: bytes, new: bytes) -> Walk:
-    """Open the nodes of two trees that the other tree does not share, level by level.
-
-    Raises:
-        NotATree: if an id on either side names something other than a tree node.
-    """
-    walk = Walk()
-    walk.seen[0].add(old)
-    walk.seen[1].add(new)
-    frontier: tuple[set[bytes], set[bytes]] = ({old}, {new})
-    while frontier[0] or frontier[1]:
-        # A node the other side references is shared: neither side needs to open it.
-        live = (frontier[0] - walk.seen[1], frontier[1] - walk.seen[0])
-        wanted = [oid for oid in live[0] | live[1] if oid not in walk.nodes]
-        for oid, (kind, data) in store.get_many(wanted).items() if wanted else ():
-            if kind != Kind.TREE:
-                raise NotATree
-            walk.nodes[oid] = parse_stored(oid, data)
-            walk.stored[oid] = data
-        nxt: tuple[set[bytes], set[bytes]] = (set(), set())
-        for side in (0, 1):
-            seen, reached = walk.seen[side], nxt[side]
-            for oid in sorted(live[side]):
-                walk.opened[side].append(oid)
-                node = walk.nodes[oid]
-                if not node.is_leaf:
-                    children = _children(node)[0]
-                    seen.update(children)
-                    reached.update(children)
-        frontier = nxt
-    return walk
-
-
-class NotATree(Exception):
-    """A section entry is not a tree (written by something else); compare values instead."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Leaves:
-    """Two leaves in the same place of two trees of the same shape, and their bytes.
-
-    ``at`` is the position of their first entry (in a list).
-    """
-
-    at: int
-    old: Node
-    new: Node
-    old_data: bytes
-    new_data: bytes
-
-
-@dataclass
-class _Paired:
-    """Two trees of the same shape, descended together where their ids differ.
-
-    ``leaves``: the pairs of leaves reached. ``pairs``: every pair of ids in the same
-    place that differ, the roots included. ``children[side]``: the child ids of the
-    inner nodes that side opened.
-    """
-
-    leaves: list[_Leaves] = field(default_factory=list)
-    pairs: list[tuple[bytes, bytes]] = field(default_factory=list)
-    children: tuple[list[list[bytes]], list[list[bytes]]] = field(default_factory=lambda: ([], []))
-
-
-def _paired(store: ObjectStore, old: bytes, new: bytes) -> _Paired | None:
-    """Descend two trees together if they have the same shape, else None.
-
-    The same shape: each pair of inner nodes reached has as many children on both
-    sides, covering the same entries (the same first keys in a map, the same counts
-    in a list), so children in the same place hold the same part of the collection.
-    Leaves pair up whatever their lengths.
-
-    Raises:
-        NotATree: if an id on either side names something other than a tree node.
-    """
-    out = _Paired()
-    level = [(0, old, new)]
-    while level:
-        out.pairs += [(a, b) for _, a, b in level]
-        stored = store.get_many([oid for _, a, b in level for oid in (a, b)])
-        nxt = []
-        for at, a, b in level:
-            (kind_a, data_a), (kind_b, data_b) = stored[a], stored[b]
-            if kind_a != Kind.TREE or kind_b != Kind.TREE:
-                raise NotATree
-            node_a, node_b = parse_stored(a, data_a), parse_stored(b, data_b)
-            if node_a.type != node_b.type:
-                return None
-            if node_a.is_leaf:
-                out.leaves.append(_Leaves(at, node_a, node_b, data_a, data_b))
-                continue
-            (ids_a, counts_a), (ids_b, counts_b) = _children(node_a), _children(node_b)
-            if len(ids_a) != len(ids_b):
-                return None
-            if node_a.type == MAP_INNER:
-                if node_a.items[0::3] != node_b.items[0::3]:
-                    return None
-            elif counts_a != counts_b:
-                return None
-            out.children[0].append(ids_a)
-            out.children[1].append(ids_b)
-            for k in compress(range(len(ids_a)), map(ne, ids_a, ids_b)):
-                nxt.append((at + sum(counts_a[:k]), ids_a[k], ids_b[k]))
-        level = nxt
-    return out
-
-
-# How small a value must be to live inline is the writer's choice (it changed once), so
-# the same value may be a reference on one side and inline on the other. Entries of one
-# form compare cheaply (ids, or encoded bytes); across forms, an inline value compares
-# by the id it would have as a blob.
-#
-# Inline values are encoded by a packer of the diff's own, with pack_canonical's options
-# (str and bytes kept apart, exact types: 1, 1.0 and True differ) but not its per-call
-# cost; only equality is asked of these encodings. Python's == is cheaper still, and
-# stored values that differ in Python differ as stored (equal encodings decode to equal
-# values). Not the converse (1 == 1.0 == True, 0.0 == -0.0): values equal in Python
-# are confirmed by their encodings.
-
-
-def _packer() -> Pack:
-    pack: Pack = msgpack.Packer(use_bin_type=True, strict_types=True, autoreset=True).pack
-    return pack
-
-
-def _blob_ref(entry: Entry) -> bytes:
-    """An id equal for equal values, whichever form each is written in."""
-    return entry if isinstance(entry, bytes) else object_id(Kind.BLOB, pack_canonical(entry))
-
-
-def _same_entry(a: Entry, b: Entry, pack: Pack) -> bool:
-    a_ref, b_ref = isinstance(a, bytes), isinstance(b, bytes)
-    if a_ref and b_ref:
-        return bool(a == b)
-    if a_ref or b_ref:
-        return _blob_ref(a) == _blob_ref(b)
-    return pack(a) == pack(b)
-
-
-def _unequal_differ(a: Entry, b: Entry) -> bool:
-    """Whether two entries unequal in Python differ (only the two forms can hide equality)."""
-    if isinstance(a, bytes) == isinstance(b, bytes):
-        return True
-    return _blob_ref(a) != _blob_ref(b)
-
-
-def _differing(old: Sequence[Entry], new: Sequence[Entry], pack: Pack) -> list[int]:
-    """The indices at which two lists of entries of the same length differ."""
-    indices = range(len(old))
-    out = [k for k in compress(indices, map(ne, old, new)) if _unequal_differ(old[k], new[k])]
-    equal = list(map(eq, old, new))
-    # Lists of the same length with equal encodings are equal entry by entry.
-    if pack(list(compress(old, equal))) != pack(list(compress(new, equal))):
-        out += [k for k in compress(indices, equal) if not _same_entry(old[k], new[k], pack)]
-        out.sort()
-    return out
-
-
-# Entries equal in Python must still be shown equal as stored. Encoding them all costs
-# most of a diff; the leaves' stored bytes show it at once. A stored node is canonical
-# (fsck checks it), so an entry's encoding is a slice of its leaf's bytes, and two runs
-# of entries whose bytes are equal hold equal entries (msgpack marks where each ends).
-
-
-def _body(node: Node, data: bytes) -> bytes | None:
-    """The encodings of a leaf's items back to back: its stored bytes after the header."""
-    size = len(node.items) + 1  # the array holds the type tag, then the items
-    head = 1 if size < 16 else 3 if size < 1 << 16 else 5
-    return data[head + 1 :] if data[head] == node.type else None
-
-
-def _replaced(
-    old: Sequence[Entry],
-    new: Sequence[Entry],
-    bodies: tuple[bytes, bytes],
-    differ: list[int],
-    pack: Pack,
-) -> list[tuple[bytes, bytes]] | None:
-    """The encodings of ``old[k]`` and ``new[k]`` for each ``k`` in ``differ``.
-
-    Provided the two runs of entries, encoded back to back in ``bodies``, are equal
-    byte for byte everywhere else; None if not (or if it cannot be told).
-    """
-    out = []
-    i = j = 0  # where the bytes of the entries after the last ones replaced start
-    for k in differ:
-        was, now = pack(old[k]), pack(new[k])
-        at, to = bodies[0].find(was, i), bodies[1].find(now, j)
-        # Found exactly once from there on, an encoding is the entry's own.
-        if at < 0 or to < 0 or bodies[0].find(was, at + 1) >= 0 or bodies[1].find(now, to + 1) >= 0:
-            return None
-        if bodies[0][i:at] != bodies[1][j:to]:
-            return None
-        i, j = at + len(was), to + len(now)
-        out.append((was, now))
-    return out if bodies[0][i:] == bodies[1][j:] else None
-
-
-def _values(store: ObjectStore, entries: list[Entry]) -> list[Any]:
-    refs = [e for e in entries if isinstance(e, bytes)]
-    loaded = fetch_closure(store, refs) if refs else {}
-    return [resolve(loaded, e) for e in entries]
+__all__ = ["diff_trees"]
 
 
 # --- maps -----------------------------------------------------------------------------
@@ -275,7 +60,7 @@ def _own_leaves(walk: Walk, root: bytes, side: int) -> list[Node]:
         if node.is_leaf:
             out.append(node)
             return
-        for child in filterfalse(other.__contains__, _children(node)[0]):
+        for child in filterfalse(other.__contains__, child_ids(node)[0]):
             visit(child)
 
     if root not in other:
@@ -293,10 +78,10 @@ def _changed(
     keys, values = (old[0::2], new[0::2]), (old[1::2], new[1::2])
     if keys[0] == keys[1]:
         differ = list(compress(range(1, len(old), 2), map(ne, values[0], values[1])))
-        if bodies is not None and _replaced(old, new, bodies, differ, pack) is not None:
-            found = [k // 2 for k in differ if _unequal_differ(old[k], new[k])]
+        if bodies is not None and replaced_encodings(old, new, bodies, differ, pack) is not None:
+            found = [k // 2 for k in differ if unequal_differ(old[k], new[k])]
         else:
-            found = _differing(values[0], values[1], pack)
+            found = differing(values[0], values[1], pack)
         return (
             {keys[0][k]: values[0][k] for k in found},
             {keys[1][k]: values[1][k] for k in found},
@@ -304,19 +89,19 @@ def _changed(
     a = dict(zip(keys[0], values[0], strict=True))
     b = dict(zip(keys[1], values[1], strict=True))
     common = [k for k in a if k in b]
-    found = _differing([a[k] for k in common], [b[k] for k in common], pack)
+    found = differing([a[k] for k in common], [b[k] for k in common], pack)
     changed = (a.keys() ^ b.keys()) | {common[k] for k in found}
     return {k: a[k] for k in changed if k in a}, {k: b[k] for k in changed if k in b}
 
 
 def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes, pack: Pack) -> list[Change]:
-    paired = _paired(store, old, new)
+    paired = pair_trees(store, old, new)
     sides: list[tuple[list[Any], list[Any], tuple[bytes, bytes] | None]]
     if paired is not None:
         # Children in the same place cover the same keys: compare leaf with leaf.
         sides = []
         for pair in paired.leaves:
-            body = (_body(pair.old, pair.old_data), _body(pair.new, pair.new_data))
+            body = (leaf_body(pair.old, pair.old_data), leaf_body(pair.new, pair.new_data))
             bodies = None if body[0] is None or body[1] is None else (body[0], body[1])
             sides.append((pair.old.items, pair.new.items, bodies))
     else:
@@ -333,7 +118,7 @@ def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes, pack: Pa
         a.update(more[0])
         b.update(more[1])
     before, after = sorted(a), sorted(b)
-    values = _values(store, [a[k] for k in before] + [b[k] for k in after])
+    values = fetch_values(store, [a[k] for k in before] + [b[k] for k in after])
     return map_changes(
         section,
         dict(zip(before, values[: len(before)], strict=True)),
@@ -379,7 +164,7 @@ def _runs(walk: Walk, root: bytes, side: int) -> list[_Run]:
             add(node.items, None, oid)
             return
         # Most children are shared: take them run by run, descend into the others.
-        ids, counts = _children(node)
+        ids, counts = child_ids(node)
         done = 0
         for child in list(filterfalse(other.__contains__, ids)):
             k = ids.index(child, done)
@@ -502,7 +287,7 @@ def _mixed(picked: _Picked) -> bool:
 # same units but for a few entries. If each replaced entry is new to the other side, the
 # alignment matches everything else in place (its longest equal stretch is always one
 # in place), so the entries that differ are the answer, found with Python's == and shown
-# exact by the bytes (see _replaced), encoding nothing but them.
+# exact by the bytes (see replaced), encoding nothing but them.
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,7 +314,7 @@ def _in_place(rows: list[tuple[_Row, _Row]], pack: Pack) -> _Picked | None:
         if len(a.entries) != len(b.entries):
             return None
         differ = list(compress(range(len(a.entries)), map(ne, a.entries, b.entries)))
-        found = _replaced(a.entries, b.entries, (a.body, b.body), differ, pack)
+        found = replaced_encodings(a.entries, b.entries, (a.body, b.body), differ, pack)
         if found is None:
             return None
         replaced += found
@@ -541,7 +326,7 @@ def _in_place(rows: list[tuple[_Row, _Row]], pack: Pack) -> _Picked | None:
     return picked
 
 
-def _paired_rows(paired: _Paired) -> list[tuple[_Row, _Row]] | None:
+def _paired_rows(paired: Paired) -> list[tuple[_Row, _Row]] | None:
     """The rows of two trees of the same shape: their leaves, pair by pair.
 
     None if a subtree that differs in one place is referenced by the other side in
@@ -555,7 +340,7 @@ def _paired_rows(paired: _Paired) -> list[tuple[_Row, _Row]] | None:
             return None
     rows = []
     for pair in paired.leaves:
-        bodies = (_body(pair.old, pair.old_data), _body(pair.new, pair.new_data))
+        bodies = (leaf_body(pair.old, pair.old_data), leaf_body(pair.new, pair.new_data))
         if bodies[0] is None or bodies[1] is None:
             return None
         rows.append(
@@ -582,7 +367,7 @@ def _run_rows(walk: Walk, runs: list[list[_Run]]) -> list[tuple[_Row, _Row]] | N
                 else:
                     out.append(run.units)
                 continue
-            body = _body(walk.nodes[run.leaf], walk.stored[run.leaf])
+            body = leaf_body(walk.nodes[run.leaf], walk.stored[run.leaf])
             if body is None:
                 return None
             if isinstance(last, _Row):
@@ -603,7 +388,7 @@ def _run_rows(walk: Walk, runs: list[list[_Run]]) -> list[tuple[_Row, _Row]] | N
 def _list_diff(
     store: ObjectStore, section: str, old: bytes, new: bytes, pack: Pack
 ) -> list[Change]:
-    paired = _paired(store, old, new)
+    paired = pair_trees(store, old, new)
     rows = _paired_rows(paired) if paired is not None else None
     runs = None
     if rows is None:
@@ -617,8 +402,8 @@ def _list_diff(
             runs = [_runs(walk, old, 0), _runs(walk, new, 1)]
         picked = _stretches(store, runs, pack)
         if _mixed(picked):  # the same value may be written in either form
-            picked = _stretches(store, runs, lambda entry: pack(_blob_ref(entry)))
-    values = _values(store, [e for _, e in picked[0]] + [e for _, e in picked[1]])
+            picked = _stretches(store, runs, lambda entry: pack(blob_ref(entry)))
+    values = fetch_values(store, [e for _, e in picked[0]] + [e for _, e in picked[1]])
     split = len(picked[0])
     deleted = [(i, v) for (i, _), v in zip(picked[0], values[:split], strict=True)]
     inserted = [(j, v) for (j, _), v in zip(picked[1], values[split:], strict=True)]
@@ -649,7 +434,7 @@ def diff_trees(
     check_root(store, old_root)
     check_root(store, new_root)
     tops = (_root_entries(store, old_root), _root_entries(store, new_root))
-    pack = _packer()
+    pack = packer()
     out: list[Change] = []
     for section in (s for s in SECTIONS if s in sections):
         entries = (tops[0].get(section), tops[1].get(section))
@@ -669,7 +454,7 @@ def diff_trees(
         except NotATree:
             pass
         values = [
-            (_values(store, [e])[0] if e is not None else ({} if section == "meta" else None))
+            (fetch_values(store, [e])[0] if e is not None else ({} if section == "meta" else None))
             for e in entries
         ]
         out.extend(state_section_changes(section, values[0], values[1], present=present))
@@ -679,4 +464,4 @@ def diff_trees(
 def _same(a: Entry | None, b: Entry | None, pack: Pack) -> bool:
     if a is None or b is None:
         return a is b
-    return _same_entry(a, b, pack)
+    return same_entry(a, b, pack)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckptstore import Store, treediff
+from ckptstore import Store, treediff, treewalk
 from ckptstore.backends.memory import MemoryBackend
 from ckptstore.diff import Change, align, apply_changes, diff_states
 from ckptstore.objects import Kind, encode
@@ -270,20 +270,19 @@ class EncodedBytes:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.total = 0
-        canonical = treediff.pack_canonical
+        canonical = treewalk.pack_canonical
 
         def counted_canonical(value: Any, **options: Any) -> bytes:
             return self._count(canonical(value, **options))
 
-        monkeypatch.setattr(treediff, "pack_canonical", counted_canonical)
-        packer = getattr(treediff, "_packer", None)
-        if packer is not None:
+        monkeypatch.setattr(treewalk, "pack_canonical", counted_canonical)
+        packer = treediff.packer
 
-            def counted_packer() -> Callable[[Any], bytes]:
-                pack = packer()
-                return lambda value: self._count(pack(value))
+        def counted_packer() -> Callable[[Any], bytes]:
+            pack = packer()
+            return lambda value: self._count(pack(value))
 
-            monkeypatch.setattr(treediff, "_packer", counted_packer)
+        monkeypatch.setattr(treediff, "packer", counted_packer)
 
     def _count(self, data: bytes) -> bytes:
         self.total += len(data)

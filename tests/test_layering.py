@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "config": 3,  # reads <store dir>/config.toml; builds summary task types
     "diff": 3,  # pure: changes between states
     "treediff": 3,  # the same changes, from a walk over two trees
+    "treewalk": 3,  # two trees walked where they differ (treediff and deltas share it)
     "deltas": 3,  # which old object each new one replaces (for delta compression)
     "dictionary": 2,  # the store's trained zstd dictionary
     "history": 3,
