@@ -210,11 +210,11 @@ class _Bases:
 def _verify(objects: ObjectStore, stored: StoredObject, base: Loaded | None) -> Loaded | str:
     """Decompress, re-hash and check one stored object against its verified base.
 
-    The object store's own check (``_unpack``), so fsck and every read agree on what
-    intact means; it has no public name yet.
+    The object store's own check (:meth:`ObjectStore.verify`), so fsck and every read
+    agree on what intact means.
     """
     try:
-        return objects._unpack(stored, base)
+        return objects.verify(stored, base)
     except CorruptObject as err:
         return err.problem
 

@@ -68,7 +68,15 @@ class ObjectStore:
 
     # --- reading ---------------------------------------------------------------------
 
-    def _unpack(self, stored: StoredObject, base: Loaded | None) -> Loaded:
+    def verify(self, stored: StoredObject, base: Loaded | None) -> Loaded:
+        """Decompress a stored row against its (verified) base, re-hash it, and return it.
+
+        What every read does to an object, and what fsck does to each one in turn.
+
+        Raises:
+            CorruptObject: naming the object, when its kind, codec, frame or content
+                does not check out.
+        """
         oid = hex_id(stored.id)
         try:
             kind = Kind(stored.kind)
@@ -180,7 +188,7 @@ class ObjectStore:
             if stored.base is None or stored.base == oid:
                 raise CorruptObject(hex_id(oid), f"codec {stored.codec} without a usable base")
             base = self._resolve(stored.base, fetched, resolved, depth + 1)
-        resolved[oid] = self._unpack(stored, base)
+        resolved[oid] = self.verify(stored, base)
         return resolved[oid]
 
     def drop_cache(self) -> None:
