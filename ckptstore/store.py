@@ -8,24 +8,19 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from ckptstore.backends.base import Backend, RefUpdate
+from ckptstore.backends.base import Backend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
 from ckptstore.commits import CommitInfo, iter_history, now_iso, read_commit
 from ckptstore.errors import (
-    EmptySession,
     InvalidCheckpoint,
     InvalidOption,
     InvalidSetting,
     InvalidValue,
-    RefConflict,
-    RefExists,
-    RevisionNotFound,
     StoreExists,
     StoreNotWritable,
 )
@@ -33,33 +28,27 @@ from ckptstore.location import STORE_DIR, find_store, store_file
 from ckptstore.objects import Commit, Kind, ObjectId, canonical
 from ckptstore.objectstore import ObjectStore
 from ckptstore.publish import edit_build, publish
-from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, Refs, check_name
+from ckptstore.refs import Refs, check_name
 from ckptstore.revisions import resolve_revision
 from ckptstore.snapshot import (
     FIELD_ORDER,
-    STORE_OWNED,
     Built,
     empty_state,
     read_state,
-    seed_order,
     validate_state,
     write_state,
 )
+from ckptstore.store_history import HistoryMethods
+from ckptstore.store_maintenance import MaintenanceMethods
+from ckptstore.store_refs import RefMethods, SessionInfo
 
 if TYPE_CHECKING:  # the facade's less common parts are imported where they are used
     from ckptstore.collectors import Captured, Collector
     from ckptstore.config import Config
-    from ckptstore.diff import Change
     from ckptstore.edits import Edits
-    from ckptstore.fsck import FsckReport
-    from ckptstore.gc import GCStats, Progress
-    from ckptstore.history import KeyChange
     from ckptstore.probes import ProbeResult
-    from ckptstore.prune import PruneReport
-    from ckptstore.retention import RetentionPolicy
     from ckptstore.secrets import SecretPolicy
     from ckptstore.session import AutoCheckpoint
-    from ckptstore.stats import StoreStats
 
 __all__ = ["Checkpoint", "SessionInfo", "Store"]
 
@@ -75,8 +64,12 @@ class Checkpoint:
     data: dict[str, Any]
 
 
-class Store:
+class Store(HistoryMethods, RefMethods, MaintenanceMethods):
     """A checkpoint store: commit, load and walk the history of agent sessions.
+
+    Its history, sessions and tags, and maintenance methods live in
+    :mod:`~ckptstore.store_history`, :mod:`~ckptstore.store_refs` and
+    :mod:`~ckptstore.store_maintenance`.
 
     Open one with :meth:`open` (find an existing store), :meth:`init` (create one) or
     :meth:`memory` (a throwaway in-memory store). A store is a context manager.
@@ -462,276 +455,6 @@ class Store:
         }
         data.update((k, v) for k, v in user.items() if k not in data)
         return Checkpoint(info, data)
-
-    def log(
-        self,
-        ref: str | None = None,
-        *,
-        session: str | None = None,
-        limit: int | None = 20,
-        all_sessions: bool = False,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
-        grep: str | None = None,
-    ) -> list[CommitInfo]:
-        """Return checkpoints newest first, from ``ref`` (default: the session's newest).
-
-        ``all_sessions`` merges every session by time (a checkpoint shared by forked
-        sessions is listed once). ``since``/``until`` take datetimes, ISO 8601 text or
-        durations ago (``2h``, ``3d``); ``grep`` keeps notes containing the text.
-
-        Raises:
-            EmptySession: if the session has no checkpoints.
-            InvalidDuration: if a time is malformed.
-        """
-        from ckptstore.history import filtered_log
-
-        low, high = (_moment(since), _moment(until))
-        with self.backend.reading():
-            if all_sessions:
-                starts = [*self.refs.sessions().values(), *self.refs.tags().values()]
-            else:
-                starts = [self._start(ref, session)]
-            return filtered_log(self.objects, starts, since=low, until=high, grep=grep, limit=limit)
-
-    def _start(self, ref: str | None, session: str | None) -> bytes:
-        if ref is None:
-            name = check_name(session) if session is not None else self.current_session
-            head = self.refs.session_head(name)
-            if head is None:
-                raise EmptySession(name, others=list(self.refs.sessions()))
-            return head
-        return resolve_revision(self.objects, self.refs, ref)
-
-    # --- history: diff, per-value history, paths ---------------------------------------
-
-    def diff(self, old: str = "HEAD~1", new: str = "HEAD") -> list[Change]:
-        """What changed from checkpoint ``old`` to ``new`` (any two, related or not).
-
-        Reads only the parts of the two trees that differ.
-        """
-        from ckptstore.treediff import diff_trees
-
-        with self.backend.reading():
-            trees = [
-                read_commit(self.objects, resolve_revision(self.objects, self.refs, ref)).tree
-                for ref in (old, new)
-            ]
-            return diff_trees(self.objects, trees[0], trees[1])
-
-    def history(
-        self,
-        key: str,
-        ref: str | None = None,
-        *,
-        session: str | None = None,
-        limit: int | None = 20,
-        since: str | datetime | None = None,
-        until: str | datetime | None = None,
-        grep: str | None = None,
-    ) -> list[KeyChange]:
-        """The checkpoints where the value at path ``key`` changed, newest first.
-
-        ``key`` is a path such as ``variables.plan``, ``tasks.42`` or ``phase``;
-        ``since``/``until``/``grep`` filter as in :meth:`log`.
-        """
-        from ckptstore.history import commit_filter, key_history
-        from ckptstore.paths import parse_path
-
-        path = parse_path(key)
-        keep = commit_filter(since=_moment(since), until=_moment(until), grep=grep)
-        with self.backend.reading():
-            start = self._start(ref, session)
-            return key_history(self.objects, start, path, limit=limit, keep=keep)
-
-    def show(self, ref: str, path: str) -> Any:
-        """The value at ``path`` (``variables.plan``, ``tasks.42.status``) in checkpoint ``ref``."""
-        from ckptstore.paths import lookup, parse_path
-
-        segments = parse_path(path)
-        if segments[0] in STORE_OWNED and len(segments) == 1:
-            return self.load(ref)[segments[0]]
-        with self.backend.reading():
-            commit = read_commit(self.objects, resolve_revision(self.objects, self.refs, ref))
-            value = lookup(self.objects, commit.tree, segments, text=f"{ref}:{path}")
-        return seed_order(segments, value)
-
-    # --- sessions and tags ----------------------------------------------------------------
-
-    def fork(self, name: str, ref: str = "HEAD", *, switch: bool = False) -> CommitInfo:
-        """Start session ``name`` at checkpoint ``ref`` (no copying: a new ref).
-
-        Raises:
-            RefExists: if the session already exists.
-        """
-        return self._create_ref(SESSION_PREFIX, name, ref, switch=switch)
-
-    def switch(self, name: str) -> None:
-        """Make session ``name`` the current one (HEAD).
-
-        Raises:
-            RevisionNotFound: if no such session has checkpoints.
-        """
-        if self.refs.session_head(check_name(name)) is None:
-            raise RevisionNotFound(name, candidates=list(self.refs.sessions()))
-        self.refs.set_current_session(name)
-
-    def session_list(self) -> list[SessionInfo]:
-        """Every session: head checkpoint, length and time; read from refs and heads only."""
-        current = self.current_session
-        with self.backend.reading():
-            return [
-                SessionInfo(name, next(iter_history(self.objects, oid)), name == current)
-                for name, oid in self.refs.sessions().items()
-            ]
-
-    def tag(self, name: str, ref: str = "HEAD", *, force: bool = False) -> CommitInfo:
-        """Name checkpoint ``ref`` with tag ``name`` (usable wherever a REF is).
-
-        Raises:
-            RefExists: if the tag exists and ``force`` is false.
-        """
-        return self._create_ref(TAG_PREFIX, name, ref, force=force)
-
-    def delete_tag(self, name: str) -> None:
-        """Remove tag ``name``.
-
-        Raises:
-            RevisionNotFound: if there is no such tag.
-        """
-        old = self.backend.get_ref(TAG_PREFIX + check_name(name))
-        if old is None:
-            raise RevisionNotFound(f"{TAG_PREFIX}{name}", candidates=list(self.refs.tags()))
-        update = RefUpdate(TAG_PREFIX + name, old, None, "tag: delete")
-        if not self.backend.write([], [update]).ok:
-            raise RefConflict(TAG_PREFIX + name, old.hex(), None, 1)
-
-    def tags(self) -> dict[str, CommitInfo]:
-        """Every tag and the checkpoint it names."""
-        with self.backend.reading():
-            return {
-                name: next(iter_history(self.objects, oid))
-                for name, oid in self.refs.tags().items()
-            }
-
-    def _create_ref(
-        self, prefix: str, name: str, ref: str, *, switch: bool = False, force: bool = False
-    ) -> CommitInfo:
-        full = prefix + check_name(name)
-        with self.backend.reading():
-            target = resolve_revision(self.objects, self.refs, ref)
-            info = next(iter_history(self.objects, target))
-            old = self.backend.get_ref(full)
-        if old is not None and not force:
-            raise RefExists(full, old.hex())
-        verb = "fork" if prefix == SESSION_PREFIX else "tag"
-        if not self.backend.write([], [RefUpdate(full, old, target, f"{verb}: from {ref}")]).ok:
-            raise RefConflict(full, old.hex() if old else None, None, 1)
-        if switch:
-            self.refs.set_current_session(name)
-        return info
-
-    # --- maintenance: gc, prune, fsck, stats ---------------------------------------------
-
-    def gc(
-        self,
-        *,
-        grace: float | None = None,
-        reflog_expiry: float | None = None,
-        dry_run: bool = False,
-        now: float | None = None,
-        progress: Progress | None = None,
-        compact: bool = False,
-    ) -> GCStats:
-        """Delete what nothing reaches (safe alongside commits); see :mod:`ckptstore.gc`.
-
-        ``grace`` and ``reflog_expiry`` are seconds (default: the ``[gc]`` section of
-        ``config.toml``, else gc's defaults); ``now`` is the time ages are measured
-        against (default: the clock); ``compact`` rewrites the file afterwards.
-        """
-        from ckptstore.gc import collect_garbage
-
-        grace, reflog_expiry = self._gc_ages(grace, reflog_expiry)
-        stats = collect_garbage(
-            self.objects, grace=grace, reflog_expiry=reflog_expiry, dry_run=dry_run,
-            now=now, progress=progress, compact=compact,
-        )  # fmt: skip
-        self.objects.drop_cache()  # what was deleted must not be served from memory
-        return stats
-
-    def prune(
-        self,
-        policy: RetentionPolicy | None = None,
-        *,
-        sessions: Sequence[str] | None = None,
-        dry_run: bool = False,
-        grace: float | None = None,
-        reflog_expiry: float | None = None,
-        now: float | None = None,
-        progress: Progress | None = None,
-        compact: bool = False,
-    ) -> PruneReport:
-        """Forget checkpoints ``policy`` does not keep, then gc; see :mod:`ckptstore.prune`.
-
-        The default policy keeps the newest 50 checkpoints of every session; session
-        heads and tagged checkpoints are always kept. ``grace`` and ``reflog_expiry`` as
-        for :meth:`gc`.
-        """
-        from ckptstore.prune import apply_retention
-        from ckptstore.retention import RetentionPolicy
-
-        grace, reflog_expiry = self._gc_ages(grace, reflog_expiry)
-        report = apply_retention(
-            self.objects, policy or RetentionPolicy(), sessions=sessions, dry_run=dry_run,
-            grace=grace, reflog_expiry=reflog_expiry, now=now, progress=progress,
-            compact=compact,
-        )  # fmt: skip
-        self.objects.drop_cache()
-        return report
-
-    def _gc_ages(self, grace: float | None, expiry: float | None) -> tuple[float, float]:
-        """The grace period and reflog expiry: given, else configured, else the defaults."""
-        from ckptstore.gc import DEFAULT_GRACE, DEFAULT_REFLOG_EXPIRY
-
-        config = self.config
-        if grace is None:
-            grace = DEFAULT_GRACE if config.gc_grace is None else config.gc_grace
-        if expiry is None:
-            expiry = (
-                DEFAULT_REFLOG_EXPIRY
-                if config.gc_reflog_expiry is None
-                else config.gc_reflog_expiry
-            )
-        return grace, expiry
-
-    def fsck(self, *, progress: Progress | None = None) -> FsckReport:
-        """Check every object, link and ref; see :mod:`ckptstore.fsck`."""
-        from ckptstore.fsck import check_store
-
-        return check_store(self.objects, progress=progress)
-
-    def stats(self, *, top: int = 10, progress: Progress | None = None) -> StoreStats:
-        """Count objects and measure dedup and compression; see :mod:`ckptstore.stats`."""
-        from ckptstore.stats import collect_stats
-
-        return collect_stats(self.objects, top=top, progress=progress)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
-    """A session as ``ckpt session list`` shows it: ``head.generation`` is its length."""
-
-    name: str
-    head: CommitInfo
-    current: bool
-
-
-def _moment(value: str | datetime | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    from ckptstore.history import parse_moment
-
-    return parse_moment(value)
 
 
 _THREADS = threading.Lock()
