@@ -17,7 +17,7 @@ they are derived from the commit when a checkpoint is loaded.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -32,9 +32,11 @@ from ckptstore.trees import (
     build_list,
     build_map,
     fetch_closure,
+    loaded_items,
     read_items,
     resolve,
     store_value,
+    thaw,
 )
 
 __all__ = [
@@ -237,12 +239,22 @@ _ITEM_ORDER: Final = {
 }
 
 
-def _seed_order(item: Any, order: tuple[str, ...]) -> Any:
-    """Put an object's known fields in the seed's order (storage sorts keys)."""
+def _seed_order(
+    item: Any, order: tuple[str, ...], copy: Callable[[Any], Any] | None = None
+) -> Any:
+    """Put an object's known fields in the seed's order (storage sorts keys).
+
+    ``copy`` is applied to each field's value (to copy values out of a shared node).
+    """
     if not isinstance(item, dict):
         return item
-    out = {k: item[k] for k in order if k in item}
-    out.update(item)
+    if copy is None:
+        out = {k: item[k] for k in order if k in item}
+        out.update(item)
+        return out
+    out = {k: copy(item[k]) for k in order if k in item}
+    if len(out) < len(item):
+        out.update((k, copy(v)) for k, v in item.items() if k not in out)
     return out
 
 
@@ -265,20 +277,45 @@ def read_state(store: ObjectStore, root: bytes) -> dict[str, Any]:
     seed format's fields first, in its order, for readable output.
     """
     loaded = fetch_closure(store, [root])
-    if loaded[root][0] != Kind.TREE:
-        raise CorruptObject(root.hex(), ROOT_NOT_A_TREE.format(loaded[root][0].label))
-    top = resolve(loaded, root)
+    kind, node = loaded[root]
+    if kind != Kind.TREE:
+        raise CorruptObject(root.hex(), ROOT_NOT_A_TREE.format(kind.label))
+    if node.is_map:
+        flat = loaded_items(loaded, root)
+        top = {
+            flat[i]: _section(loaded, flat[i + 1], _ITEM_ORDER.get(flat[i]))
+            for i in range(0, len(flat), 2)
+        }
+    else:
+        top = resolve(loaded, root)
     problem = value_problem(top)
     if problem is not None or not isinstance(top, dict):
         raise CorruptObject(root.hex(), problem or "not a map")
     top.update(top.pop("meta", {}))
-    for name, order in _ITEM_ORDER.items():
-        value = top.get(name)
-        if isinstance(value, list):
-            top[name] = [_seed_order(item, order) for item in value]
-        elif value is not None:
-            top[name] = _seed_order(value, order)
     return top
+
+
+def _section(
+    loaded: dict[bytes, tuple[Kind, Any]], entry: Entry, order: tuple[str, ...] | None
+) -> Any:
+    """A section's value, its records (its items, or itself) in the seed's field order.
+
+    A list tree's inline records are copied once, straight into that order, instead of
+    copied out of the remembered node and then reordered (a third of a load's time).
+    """
+    if order is None:
+        return resolve(loaded, entry)
+    if isinstance(entry, bytes) and loaded[entry][0] == Kind.TREE and not loaded[entry][1].is_map:
+        return [
+            _seed_order(resolve(loaded, item), order)
+            if isinstance(item, bytes) or type(item) is not dict
+            else _seed_order(item, order, copy=thaw)
+            for item in loaded_items(loaded, entry)
+        ]
+    value = resolve(loaded, entry)
+    if isinstance(value, list):
+        return [_seed_order(item, order) for item in value]
+    return _seed_order(value, order)
 
 
 def _split(flat: list[Any]) -> dict[str, Entry]:

@@ -54,6 +54,7 @@ __all__ = [
     "build_list",
     "build_map",
     "fetch_closure",
+    "loaded_items",
     "parse_node",
     "parse_stored",
     "read_items",
@@ -324,6 +325,14 @@ def _items(loaded: dict[bytes, tuple[Kind, Any]], oid: bytes) -> list[Any]:
     for child in node.children():
         out.extend(_items(loaded, child))
     return out
+
+
+def loaded_items(loaded: dict[bytes, tuple[Kind, Any]], oid: bytes) -> list[Any]:
+    """:func:`read_items` over objects already fetched by :func:`fetch_closure`.
+
+    The items are the remembered node's own: read them, copy what you keep (:func:`thaw`).
+    """
+    return _items(loaded, oid)
 
 
 def read_items(store: ObjectStore, root: bytes) -> list[Any]:

@@ -346,3 +346,30 @@ def test_a_loaded_checkpoint_is_the_callers_to_change(tmp_path: Path) -> None:
         assert again["phases_completed"] == [1, 2]
         assert again["variables"]["small"] == {"a": [1]}
         assert store.show("HEAD", "variables.small") == {"a": [1]}
+
+
+def test_loaded_records_come_in_the_seed_field_order_and_belong_to_the_caller() -> None:
+    # Storage sorts keys; a load puts the seed's fields first, in its order, then the
+    # rest: for inline records and for records big enough to be blobs alike.
+    store = Store.memory()
+    small = {"status": "pending", "zeta": [1, {"b": 2}], "subject": "s", "id": 1}
+    big = {"blocked_by": [], "subject": "x" * 400, "id": 2, "extra": True, "status": "done"}
+    state = {
+        "phase": {"status": "in_progress", "name": "Build", "number": 1},
+        "tasks": [small, big],
+        "recent_outputs": [{"success": True, "type": "test", "action": "unit", "id": "o1"}],
+    }
+    store.commit(state)
+    loaded = store.load()
+    assert list(loaded["phase"]) == ["name", "number", "status"]
+    assert [list(t) for t in loaded["tasks"]] == [
+        ["id", "subject", "status", "zeta"],
+        ["id", "subject", "status", "blocked_by", "extra"],
+    ]
+    assert list(loaded["recent_outputs"][0]) == ["type", "id", "action", "success"]
+    assert loaded["tasks"] == [small, big]
+    loaded["tasks"][0]["zeta"][1]["b"] = 99  # the caller's copy, not the store's
+    loaded["phase"]["name"] = "changed"
+    again = store.load()
+    assert again["tasks"][0]["zeta"] == [1, {"b": 2}]
+    assert again["phase"]["name"] == "Build"
