@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ckptstore import Store, treediff, treewalk
 from ckptstore.backends.memory import MemoryBackend
 from ckptstore.diff import Change, align, apply_changes, diff_states
-from ckptstore.objects import Kind, encode
+from ckptstore.objects import INT_MAX, INT_MIN, Kind, encode
 from ckptstore.objectstore import ObjectStore
 from ckptstore.snapshot import validate_state, write_state
 from ckptstore.treediff import diff_trees
@@ -360,7 +360,8 @@ def replaced_in_place(draw: st.DrawFn) -> tuple[list[Any], list[Any]]:
     new = list(old)
     for _ in range(draw(st.integers(1, 4))):
         spot = draw(st.integers(0, len(new) - 1))
-        new[spot] = draw(st.sampled_from([*pool, {"id": "fresh", "n": draw(st.integers())}]))
+        fresh = {"id": "fresh", "n": draw(st.integers(INT_MIN, INT_MAX))}  # what JSON may hold
+        new[spot] = draw(st.sampled_from([*pool, fresh]))
     if draw(st.booleans()):  # now and then more than a replacement
         new.insert(draw(st.integers(0, len(new))), draw(st.sampled_from(pool)))
     return old, new
