@@ -80,8 +80,8 @@ def wait_gone(pid: int) -> bool:
             with open(f"/proc/{pid}/stat") as fh:
                 if fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
                     return True
-        except FileNotFoundError:
-            return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True  # reaped; or reaped between the open and the read (ESRCH)
         time.sleep(0.01)
     return False
 
