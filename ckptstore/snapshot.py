@@ -239,9 +239,7 @@ _ITEM_ORDER: Final = {
 }
 
 
-def _seed_order(
-    item: Any, order: tuple[str, ...], copy: Callable[[Any], Any] | None = None
-) -> Any:
+def _seed_order(item: Any, order: tuple[str, ...], copy: Callable[[Any], Any] | None = None) -> Any:
     """Put an object's known fields in the seed's order (storage sorts keys).
 
     ``copy`` is applied to each field's value (to copy values out of a shared node).
