@@ -39,14 +39,14 @@ def _fast_commit(argv: list[str]) -> bool:
     values = parse(argv)
     if values is None:
         return False
-    from ckptstore.errors import CkptError, InvalidInput
+    from ckpt_cli.inputs import exit_code
+    from ckptstore.errors import CkptError
 
     try:
         run(**values)
-    except CkptError as err:
-        # the same edge as ckpt_cli.base.handle_errors: one line, exit 2 for bad input
+    except CkptError as err:  # the edge of ckpt_cli.base.handle_errors, without typer
         print(f"error: {err}", file=sys.stderr)
-        sys.exit(2 if isinstance(err, InvalidInput) else 1)
+        sys.exit(exit_code(err))
     return True
 
 
@@ -58,10 +58,9 @@ def main() -> None:
     defines it is imported (``ckpt --help`` and unknown commands load them all), and
     ``commit`` usually runs without typer at all.
     """
-    command = _command(sys.argv[1:])
-    if command in ("commit", "now") and _fast_commit(sys.argv[1:]):
+    if _fast_commit(sys.argv[1:]):  # not a commit it can parse: typer's turn
         return
-    module = COMMANDS.get(command or "")
+    module = COMMANDS.get(_command(sys.argv[1:]) or "")
     import_module(f"ckpt_cli.{module}" if module else "ckpt_cli.commands")
     from ckpt_cli.base import app
 

@@ -1,8 +1,9 @@
 """What every ``ckpt`` command shares: the typer app, common options, the error edge.
 
-Errors are mapped to exit codes in one place (:func:`handle_errors`): bad input exits 2,
-anything else ckptstore reports (missing store, unknown ref, corruption) exits 1, and
-neither prints a traceback.
+Errors are mapped to exit codes by one rule (``inputs.exit_code``), applied here by
+:func:`handle_errors` and, for the typer-free commit, by ``ckpt_cli.main``: bad input
+exits 2, anything else ckptstore reports (missing store, unknown ref, corruption) exits
+1, and neither prints a traceback.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Annotated, Any, Optional, ParamSpec, TypeVar
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from ckptstore import CkptError, InvalidInput, NotFound, Store
+from ckpt_cli.inputs import exit_code
+from ckptstore import CkptError, NotFound, Store
 
 # click's exception base class, reached through typer's public re-export: typer
 # vendors click in some releases and depends on it in others.
@@ -113,7 +115,7 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except CkptError as err:
             typer.echo(f"error: {err}", err=True)
-            raise typer.Exit(2 if isinstance(err, InvalidInput) else 1) from None
+            raise typer.Exit(exit_code(err)) from None
 
     return wrapper
 

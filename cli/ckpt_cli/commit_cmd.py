@@ -46,7 +46,6 @@ OPTIONS: Final[dict[str, tuple[str, int, bool, bool]]] = {
     "--store": ("store", 1, False, False),
 }
 COMMANDS: Final = ("commit", "now")
-_ENV: Final = {"session": "CKPT_SESSION"}  # options that fall back to an environment variable
 
 
 def _int(text: str) -> int | None:
@@ -117,9 +116,8 @@ def parse(argv: Sequence[str], environ: Any = None) -> dict[str, Any] | None:
     values = _parse_options(argv[i + 1 :])
     if values is None:
         return None
-    for dest, var in _ENV.items():
-        if dest not in values and env.get(var):
-            values[dest] = env[var]
+    if "session" not in values and env.get("CKPT_SESSION"):  # click ignores it when empty
+        values["session"] = env["CKPT_SESSION"]
     store = values.pop("store", None) or group_store or env.get("CKPT_STORE") or None
     values["store"] = Path(store) if store is not None else None
     return values

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ckptstore.edits import Edits, parse_output, parse_task
-from ckptstore.errors import InvalidInput
+from ckptstore.errors import CkptError, InvalidInput
 
 if TYPE_CHECKING:
     from ckptstore.collectors import Captured
@@ -26,6 +26,11 @@ class BadArgument(InvalidInput):
         self.option = option
         self.problem = problem
         super().__init__(f"{option}: {problem}")
+
+
+def exit_code(err: CkptError) -> int:
+    """The exit code of an error ckptstore reports: 2 for bad input, 1 for the rest."""
+    return 2 if isinstance(err, InvalidInput) else 1
 
 
 def _reject_constant(name: str) -> Any:
