@@ -1,9 +1,10 @@
 """Garbage collection: mark what is reachable, sweep the rest, give the space back.
 
-Roots are every ref, every reflog entry younger than the reflog expiry, and every
-object younger than the grace period. The mark follows commits to their tree and
-parents (a commit whose first parent was pruned follows its prune mark instead, see
-:mod:`ckptstore.prune`) and tree nodes to their children.
+Roots are every ref, every reflog entry younger than the reflog expiry, the store's
+current zstd dictionary, and every object younger than the grace period. The mark
+follows commits to their tree and parents (a commit whose first parent was pruned
+follows its prune mark instead, see :mod:`ckptstore.prune`) and tree nodes to their
+children.
 
 Safety under concurrent commits (the argument, in full, is in ``docs/maintenance.md``):
 
@@ -18,7 +19,8 @@ Safety under concurrent commits (the argument, in full, is in ``docs/maintenance
    grace period. Objects are only ever deleted here, and the marked set is closed
    under references, so a kept object never loses what it references: a commit that
    re-uses an object which exists therefore finds its whole subtree too (and one that
-   lost the race finds the object gone, fails its ``require`` check and rebuilds).
+   lost the race finds the object gone, fails its ``require`` check, forgets any cached
+   copy and rebuilds).
 
 If the mark meets a missing or damaged object, gc raises :class:`GCAborted` and
 deletes nothing (fail closed).
@@ -34,6 +36,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeAlias
 
 from ckptstore.backends.base import MarkSet, PruneMark
+from ckptstore.dictionary import current_dictionary
 from ckptstore.errors import (
     CorruptObject,
     GCAborted,
@@ -196,6 +199,10 @@ def _mark_roots(
     reachable += marker.mark(
         (e.new for e in entries if e.new is not None and e.new not in dropped), "reflog"
     )
+    dictionary = current_dictionary(marker.objects)
+    if dictionary is not None and backend.has_objects([dictionary]):
+        # Commits compress small records with it: kept even while nothing uses it yet.
+        reachable += marker.mark([dictionary], "the store's zstd dictionary")
     young = marker.mark(backend.young_objects(young_since), "an object within the grace period")
     return reachable, young
 

@@ -101,12 +101,16 @@ def publish(
         require += sorted({s.base for s in stored if s.base is not None} - new)
         first = (notes.splitlines() or ["checkpoint"])[0]
         update = Refs.session_update(session, head, oid, f"commit: {first}")
-        if backend.write(stored, [update], require=require).ok:
+        result = backend.write(stored, [update], require=require)
+        if result.ok:
             _follow_first_session(refs, session)
             with suppress(CkptError):  # a better dictionary is an optimisation only
                 maybe_train(objects)
             return CommitInfo.build(oid, commit, parent)
-        # Lost a race (or an object we reused was collected): back off and rebuild.
+        # Lost a race, or an object we reused was collected (by another process's gc):
+        # forget it, or the next attempt reuses the cached copy (a base, the dictionary)
+        # and fails the same way. Then back off and rebuild.
+        objects.forget(result.missing)
         time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
     raise RefConflict(f"sessions/{session}", None, None, MAX_ATTEMPTS)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from ckptstore import Store
 from ckptstore.backends.base import RefUpdate
+from ckptstore.dictionary import DICTIONARY_SETTING
 from ckptstore.objects import Commit, Kind, decode_trusted
 from ckptstore.refs import SESSION_PREFIX
 from ckptstore.retention import CheckpointTime, RetentionPolicy
@@ -61,9 +62,15 @@ def all_ids(store: Store) -> set[bytes]:
 
 
 def reachable(store: Store, *, reflog: bool = False) -> set[bytes]:
-    """Objects reachable from the refs (and the reflog), walked here, not by ckptstore.gc."""
+    """Objects reachable from the refs (and the reflog), walked here, not by ckptstore.gc.
+
+    The store's current zstd dictionary counts as reachable, as it does for gc.
+    """
     marks = store.backend.prune_marks()
     todo = list(store.backend.list_refs().values())
+    setting = store.backend.get_setting(DICTIONARY_SETTING)
+    if setting is not None and store.backend.has_objects([bytes.fromhex(setting[:64])]):
+        todo.append(bytes.fromhex(setting[:64]))
     if reflog:
         todo += [e.new for e in store.backend.reflog() if e.new is not None]
     seen: set[bytes] = set()
