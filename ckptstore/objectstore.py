@@ -2,9 +2,9 @@
 
 An object may be stored against a *base* — another object whose canonical bytes serve
 as zstd dictionary: the previous version of the same value (a delta), or the store's
-trained dictionary for small records. Reading such an object reads its base first (in
-batches, level by level, with the bases kept in a small cache); a delta chain never
-grows deeper than ``MAX_CHAIN``, so a read resolves a bounded number of bases.
+trained dictionary for small records. Reading such an object reads its base first (one
+batch for all the chains a read needs, decoded a chain per zstd call); a delta chain
+never grows deeper than ``MAX_CHAIN``, so a read resolves a bounded number of bases.
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ class ObjectStore:
             _, old = self._cache.popitem(last=False)
             self._cached -= len(old.data)
 
-    def _fetch(self, wanted: list[bytes]) -> dict[bytes, StoredObject]:
-        found = self.backend.get_objects(wanted)
+    def _fetch(self, wanted: list[bytes], *, chains: bool = False) -> dict[bytes, StoredObject]:
+        found = (self.backend.get_chains if chains else self.backend.get_objects)(wanted)
         self.stats.read_batches += 1
         for stored in found.values():
             self.stats.objects_read += 1
@@ -116,8 +116,14 @@ class ObjectStore:
         """Return every object of ``ids`` with its base, verified; bases read in batches.
 
         Objects are immutable, so recently read ones are kept in a bounded cache and
-        served from it; ``cached=False`` reads (and verifies) the stored bytes of ``ids``
-        again, as fsck and gc must, and caches only the bases it had to resolve.
+        served from it. The bases an object needs that are not cached come in one more
+        batch, whole chains at once, and a chain is decoded in one call (the links in
+        between are neither verified nor kept: see :meth:`_through_chain`).
+
+        ``cached=False`` reads (and verifies) the stored bytes of ``ids`` again, as fsck
+        and gc must. It reads bases level by level, stopping at cached ones, verifies
+        every link and caches them: those scans read the next version along a chain
+        next, and must not decode every chain from its start for every object.
 
         Raises:
             ObjectNotFound: if an object (or a base it needs) is not stored.
@@ -133,7 +139,7 @@ class ObjectStore:
         missing = next((oid for oid in wanted if oid not in rows and oid not in hits), None)
         if missing is not None:
             raise ObjectNotFound(hex_id(missing))
-        # Rows stored against a base need it first: gather the chains level by level.
+        # Rows stored against a base need it first: gather the chains.
         fetched = dict(rows)
         pending = self._unresolved(rows.values(), fetched)
         rounds = 0
@@ -141,7 +147,7 @@ class ObjectStore:
             rounds += 1
             if rounds > MAX_CHAIN * 4:
                 raise CorruptObject(hex_id(next(iter(pending))), "its base chain does not end")
-            found = self._fetch(list(pending))
+            found = self._fetch(list(pending), chains=cached)
             lost = next((oid for oid in pending if oid not in found), None)
             if lost is not None:
                 user = next(r.id for r in fetched.values() if r.base == lost)
@@ -150,7 +156,7 @@ class ObjectStore:
             pending = self._unresolved(found.values(), fetched)
         resolved: dict[bytes, Loaded] = dict(hits)
         for oid in wanted:
-            self._resolve(oid, fetched, resolved, 0)
+            self._resolve(oid, fetched, resolved, 0, whole=cached)
         # Uncached reads (fsck, gc) still remember the bases they resolved: a base was
         # verified on the way, and the next version along a delta chain needs it again;
         # without them a scan decodes every chain from its start for every object.
@@ -175,7 +181,10 @@ class ObjectStore:
         fetched: Mapping[bytes, StoredObject],
         resolved: dict[bytes, Loaded],
         depth: int,
+        *,
+        whole: bool = False,
     ) -> Loaded:
+        """Decode ``oid`` over its base; ``whole`` decodes a delta chain in one call."""
         if oid in resolved:
             return resolved[oid]
         if oid not in fetched:
@@ -183,6 +192,11 @@ class ObjectStore:
         if depth > MAX_CHAIN * 4:
             raise CorruptObject(hex_id(oid), "its base chain does not end")
         stored = fetched[oid]
+        if whole and stored.codec == ZSTD_DELTA:
+            decoded = self._through_chain(stored, fetched, resolved)
+            if decoded is not None:
+                resolved[oid] = decoded
+                return decoded
         base = None
         if stored.codec in BASED:
             if stored.base is None or stored.base == oid:
@@ -190,6 +204,50 @@ class ObjectStore:
             base = self._resolve(stored.base, fetched, resolved, depth + 1)
         resolved[oid] = self.verify(stored, base)
         return resolved[oid]
+
+    def _through_chain(
+        self,
+        top: StoredObject,
+        fetched: Mapping[bytes, StoredObject],
+        resolved: dict[bytes, Loaded],
+    ) -> Loaded | None:
+        """Decode a delta and the deltas below it in one zstd call; hash only the top.
+
+        The links in between are never returned, so hashing them proves nothing the
+        top's id does not: if any were wrong, the top would not hash to its id. None
+        when the chain is damaged: the caller then decodes link by link, verifying
+        each, to name the object at fault.
+        """
+        links = [top]
+        below = top.base
+        while below is not None and below in fetched and below not in resolved:
+            if below in self._cache:
+                break
+            row = fetched[below]
+            if row.codec != ZSTD_DELTA or len(links) > MAX_CHAIN * 4 or row.base in (None, below):
+                break
+            links.append(row)
+            below = row.base
+        if below is None or below == top.id:
+            return None
+        start = resolved.get(below) or self._cache.get(below)
+        if start is None:
+            start = self._resolve(below, fetched, resolved, 1)
+        try:
+            kind = Kind(top.kind)
+            data = self.codec.apply_deltas(start.data, [(r.data, r.raw_len) for r in links[::-1]])
+        except (ValueError, MalformedData):
+            return None
+        if object_id(kind, data) != top.id:
+            return None
+        return Loaded(kind, data, top.base, start.depth + len(links))
+
+    def forget(self, ids: Collection[bytes]) -> None:
+        """Drop ``ids`` from the cache: another process deleted them (a write said so)."""
+        for oid in ids:
+            old = self._cache.pop(oid, None)
+            if old is not None:
+                self._cached -= len(old.data)
 
     def drop_cache(self) -> None:
         """Forget every cached object (the next reads go to the backend)."""

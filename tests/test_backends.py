@@ -105,6 +105,39 @@ class BackendContract:
         assert backend.get_objects([]) == {}
         assert backend.get_objects([oid(5)]) == {}
 
+    def test_get_chains_follows_bases_transitively(self, backend: Backend) -> None:
+        def based(n: int, base: int) -> StoredObject:
+            return StoredObject(oid(n), 1, 3, 1, b"d", oid(base))
+
+        # 1 <- 2 <- 3 <- 4 is a chain; 6 names 5, which is not stored; 8 is its own base
+        # (a damaged store) and 10 <- 11 <- 10 a loop: both must still end.
+        backend.write([obj(1), based(2, 1), based(3, 2), based(4, 3), obj(7), based(6, 5)])
+        backend.write([based(8, 8), based(10, 11), based(11, 10)])
+        assert backend.get_chains([]) == {}
+        assert backend.get_chains([oid(1)]) == {oid(1): obj(1)}
+        got = backend.get_chains([oid(4), oid(9), oid(4)])
+        assert got == {
+            oid(4): based(4, 3),
+            oid(3): based(3, 2),
+            oid(2): based(2, 1),
+            oid(1): obj(1),
+        }
+        assert backend.get_chains([oid(6), oid(3)]) == {
+            oid(6): based(6, 5),
+            oid(3): based(3, 2),
+            oid(2): based(2, 1),
+            oid(1): obj(1),
+        }
+        assert backend.get_chains([oid(8)]) == {oid(8): based(8, 8)}
+        assert set(backend.get_chains([oid(11)])) == {oid(10), oid(11)}
+        # More ids than one query batch, each with its own base.
+        backend.write(
+            [StoredObject(oid(n), 1, 3, 1, b"x", oid(n - 1000)) for n in range(1100, 1800)]
+        )
+        backend.write([obj(n) for n in range(100, 800)])
+        got = backend.get_chains([oid(n) for n in range(1100, 1800)])
+        assert set(got) == {oid(n) for n in range(1100, 1800)} | {oid(n) for n in range(100, 800)}
+
     def test_has_objects_returns_stored_subset_with_duplicates(self, backend: Backend) -> None:
         backend.write([obj(1), obj(3)])
         assert backend.has_objects([oid(1), oid(2), oid(3), oid(3), oid(1)]) == {oid(1), oid(3)}

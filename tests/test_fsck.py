@@ -211,7 +211,8 @@ class Decompressions:
     """Counts the decompressions fsck does, apart from those of its root-shape check.
 
     The root check reads each commit's root node and first section nodes again, through
-    the object store (``roots.root_problems``); it is not the scan under test.
+    the object store (``roots.root_problems``); it is not the scan under test. A delta
+    chain decoded in one call counts one decompression per link.
     """
 
     def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,6 +221,7 @@ class Decompressions:
         self._in_roots = False
         codec, objects = store.objects.codec, store.objects
         decompress, root_problems = codec.decompress, fsck.root_problems
+        apply_deltas = codec.apply_deltas
 
         def counting(*args: Any, **kwargs: Any) -> bytes:
             self.scan += not self._in_roots
@@ -234,7 +236,12 @@ class Decompressions:
             finally:
                 self._in_roots = False
 
+        def chain(base: bytes, deltas: list[tuple[bytes, int]]) -> bytes:
+            self.scan += 0 if self._in_roots else len(deltas)
+            return apply_deltas(base, deltas)
+
         monkeypatch.setattr(codec, "decompress", counting)
+        monkeypatch.setattr(codec, "apply_deltas", chain)
         monkeypatch.setattr(fsck, "root_problems", roots)
         objects.drop_cache()
         objects.stats.reset()

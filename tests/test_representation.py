@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from ckptstore import Store
+from ckptstore import CorruptObject, Store
+from ckptstore.backends.base import StoredObject
 from ckptstore.backends.sqlite import FORMAT_VERSION
 from ckptstore.compression import ZSTD_DELTA, ZSTD_DICT
 from ckptstore.dictionary import DICTIONARY_SETTING, TRAIN_AT, current_dictionary
@@ -174,3 +175,83 @@ def test_an_uncached_read_keeps_the_bases_it_resolved(store: Store) -> None:
     # versions 3 to 0 come from the cache.
     assert fresh.objects.stats.objects_read == 2
     assert versions[5] not in fresh.objects._cache  # what was asked for is not cached
+
+
+def _cold_load_batches(store: Store, checkpoint_id: str) -> tuple[int, int]:
+    fresh = Store(store.backend)  # a cold cache: every base read from the backend
+    fresh.objects.stats.reset()
+    assert fresh.load(checkpoint_id)["variables"]["plan"] is not None
+    return fresh.objects.stats.read_batches, fresh.objects.stats.objects_read
+
+
+def test_a_cold_load_reads_whole_delta_chains_in_one_batch(store: Store) -> None:
+    infos = [store.commit(state(v, tasks=10)) for v in range(MAX_CHAIN)]
+    stored = {r.id: r for r in rows(store)}
+    plan_ids = [object_id(Kind.BLOB, encode(plan(v))) for v in range(MAX_CHAIN)]
+    # each version of the plan is stored against the one before: a chain as deep as allowed
+    assert all(stored[plan_ids[v]].base == plan_ids[v - 1] for v in range(1, MAX_CHAIN))
+    shallow, _ = _cold_load_batches(store, infos[1].checkpoint_id)
+    deep, read = _cold_load_batches(store, infos[-1].checkpoint_id)
+    # Level by level this took a batch per link (15 more for the plan alone); whole
+    # chains come in one batch per tree level, whatever their depth.
+    assert deep == shallow
+    assert read >= MAX_CHAIN  # the plan's chain was read, all of it, in that batch
+
+
+def test_a_damaged_link_inside_a_chain_is_named_on_load(store: Store, tmp_path: Path) -> None:
+    infos = [store.commit(state(v, tasks=10)) for v in range(6)]
+    plan_ids = [object_id(Kind.BLOB, encode(plan(v))) for v in range(6)]
+    middle = store.backend.get_objects([plan_ids[3]])[plan_ids[3]]
+    assert middle.codec == ZSTD_DELTA
+    damaged = StoredObject(
+        middle.id, middle.kind, middle.codec, middle.raw_len, _flip(middle.data), middle.base
+    )
+    store.backend.delete_objects([middle.id])
+    assert store.backend.write([damaged]).ok
+    fresh = Store(store.backend)
+    # decoded as a whole, the chain does not hash to version 5's id; link by link, the
+    # damaged link is found and named
+    with pytest.raises(CorruptObject) as caught:
+        fresh.load(infos[5].checkpoint_id)
+    assert caught.value.object_id == plan_ids[3].hex()
+    assert Store(store.backend).load(infos[2].checkpoint_id)["variables"]["plan"] == plan(2)
+
+
+def _flip(payload: bytes) -> bytes:
+    """The payload with one byte of its compressed content changed."""
+    at = len(payload) - 2
+    return payload[:at] + bytes([payload[at] ^ 0x5A]) + payload[at + 1 :]
+
+
+def _with_dictionary(store: Store) -> bytes:
+    session = 0
+    while current_dictionary(store.objects) is None:
+        store.commit(state(session % 50, tasks=60), session=f"s{session % 3}")
+        session += 1
+    dictionary = current_dictionary(store.objects)
+    assert dictionary is not None
+    return dictionary
+
+
+def test_gc_keeps_the_dictionary_while_nothing_uses_it(store: Store) -> None:
+    from ckptstore import RetentionPolicy
+
+    dictionary = _with_dictionary(store)
+    store.prune(RetentionPolicy(last=1), grace=0, reflog_expiry=0, now=time.time() + 5)
+    assert store.backend.has_objects([dictionary]) == {dictionary}
+    store.commit({"tasks": [{"id": "z", "subject": "one more task to compress", "status": "x"}]})
+    assert {r.base for r in rows(store) if r.codec == ZSTD_DICT} == {dictionary}
+
+
+def test_a_commit_forgets_a_cached_object_that_another_process_collected(store: Store) -> None:
+    dictionary = _with_dictionary(store)
+    store.commit({"tasks": [{"id": "a", "subject": "compressed with the dictionary"}]})
+    assert dictionary in store.objects._cache  # held in memory for the next commit
+    # Another process's gc deletes it (say, after a newer dictionary replaced it).
+    assert store.backend.delete_objects([dictionary]) == 1
+    info = store.commit(
+        {"tasks": [{"id": "b", "subject": "compressed without it this time", "status": "x"}]},
+        session="other",
+    )
+    assert Store(store.backend).load(info.checkpoint_id)["tasks"][0]["id"] == "b"
+    assert dictionary not in store.objects._cache

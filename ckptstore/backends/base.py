@@ -161,6 +161,15 @@ class Backend(Protocol):
         """Return the stored objects among ``ids``; absent ids are simply not in the result."""
         ...
 
+    def get_chains(self, ids: Sequence[bytes]) -> dict[bytes, StoredObject]:
+        """:meth:`get_objects`, plus the base of every object returned, transitively.
+
+        One round trip for a whole delta chain: a reader resolving versions stored
+        against earlier versions would otherwise ask once per link. A base that is not
+        stored is simply not in the result.
+        """
+        ...
+
     def has_objects(self, ids: Sequence[bytes]) -> set[bytes]:
         """Return the subset of ``ids`` that is stored."""
         ...

@@ -66,6 +66,21 @@ class MemoryBackend:
             self._check_open()
             return {oid: self._objects[oid] for oid in ids if oid in self._objects}
 
+    def get_chains(self, ids: Sequence[bytes]) -> dict[bytes, StoredObject]:
+        """See :meth:`Backend.get_chains`."""
+        with self._lock:
+            self._check_open()
+            out: dict[bytes, StoredObject] = {}
+            todo = list(ids)
+            while todo:
+                oid = todo.pop()
+                stored = self._objects.get(oid)
+                if stored is not None and oid not in out:
+                    out[oid] = stored
+                    if stored.base is not None:
+                        todo.append(stored.base)
+            return out
+
     def has_objects(self, ids: Sequence[bytes]) -> set[bytes]:
         """See :meth:`Backend.has_objects`."""
         with self._lock:

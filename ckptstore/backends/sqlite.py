@@ -65,6 +65,7 @@ MarkStrategy = Literal["sql", "python"]
 FORMAT_VERSION: Final = 2  # 2: objects.base (compressed against another object)
 APPLICATION_ID: Final = 0x636B7074  # "ckpt": lets us tell our files from other SQLite files
 _SYNCHRONOUS: Final = {"full": "FULL", "fast": "NORMAL"}
+_CHAIN_LIMIT: Final = 256  # links followed per chain: ends a loop in a damaged store
 _BATCH: Final = 500  # ids per IN (...) query, well under SQLite's variable limit
 
 _SCHEMA: Final = """
@@ -303,6 +304,20 @@ class SQLiteBackend:
         rows = self._select_in(
             f"SELECT id, kind, codec, raw_len, data, {self._base_column} FROM objects"
             " WHERE id IN ({marks})",
+            ids,
+        )
+        return {row[0]: StoredObject(*row) for row in rows}
+
+    def get_chains(self, ids: Sequence[bytes]) -> dict[bytes, StoredObject]:
+        """See :meth:`Backend.get_chains`. One recursive query per batch of ids."""
+        if self._base_column != "base":
+            return self.get_objects(ids)  # a format-1 store has no bases
+        rows = self._select_in(
+            "WITH RECURSIVE chain(id, kind, codec, raw_len, data, base, n) AS ("
+            "SELECT id, kind, codec, raw_len, data, base, 0 FROM objects WHERE id IN ({marks})"
+            " UNION ALL SELECT o.id, o.kind, o.codec, o.raw_len, o.data, o.base, chain.n + 1"
+            f" FROM chain JOIN objects o ON o.id = chain.base WHERE chain.n < {_CHAIN_LIMIT})"
+            " SELECT id, kind, codec, raw_len, data, base FROM chain",
             ids,
         )
         return {row[0]: StoredObject(*row) for row in rows}
