@@ -29,6 +29,7 @@ from ckptstore.roots import ROOT_NOT_A_TREE, value_problem
 from ckptstore.tokens import Estimator, estimate_entry, estimator
 from ckptstore.trees import (
     Entry,
+    Leaves,
     Pending,
     build_list,
     build_map,
@@ -274,7 +275,7 @@ def read_state(store: ObjectStore, root: bytes) -> dict[str, Any]:
     Fetches the whole tree in one backend batch per level. Objects come back with the
     seed format's fields first, in its order, for readable output.
     """
-    leaves: dict[bytes, bytes] = {}
+    leaves: Leaves = {}
     loaded = fetch_closure(store, [root], leaves=leaves)
     kind, node = loaded[root]
     if kind != Kind.TREE:
@@ -296,7 +297,7 @@ def read_state(store: ObjectStore, root: bytes) -> dict[str, Any]:
 
 def _section(
     loaded: dict[bytes, tuple[Kind, Any]],
-    leaves: dict[bytes, bytes],
+    leaves: Leaves,
     entry: Entry,
     order: tuple[str, ...] | None,
 ) -> Any:

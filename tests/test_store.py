@@ -373,3 +373,24 @@ def test_loaded_records_come_in_the_seed_field_order_and_belong_to_the_caller() 
     again = store.load()
     assert again["tasks"][0]["zeta"] == [1, {"b": 2}]
     assert again["phase"]["name"] == "Build"
+
+
+def test_loaded_records_are_never_shared_even_where_the_store_shares_them() -> None:
+    # 256 equal records: the list is cut into leaves of at most 128 entries, so the same
+    # leaf comes twice (or, should the record's hash mark a boundary, 256 times). Every
+    # record has exactly the seed's task fields (the one-step ordering path).
+    record = {"id": "t", "subject": "s", "status": "pending", "owner": "o", "blocks": [],
+              "blocked_by": ["u"]}  # fmt: skip
+    store = Store.memory()
+    info = store.commit({"tasks": [record] * 256})
+    for _ in range(2):  # the first load parses the leaves, the second finds them known
+        tasks = store.load(info.checkpoint_id)["tasks"]
+        assert tasks == [record] * 256
+        assert list(tasks[0]) == list(record)
+        assert len({id(t["blocked_by"]) for t in tasks}) == 256
+        tasks[0]["blocked_by"].append("changed")
+    other = store.commit({"tasks": [record] * 255 + [dict(record, id="x")]})
+    assert store.diff(info.checkpoint_id, other.checkpoint_id)  # remembers the nodes
+    tasks = store.load(info.checkpoint_id)["tasks"]
+    assert len({id(t["blocked_by"]) for t in tasks}) == 256
+    assert tasks[0]["blocked_by"] == ["u"]
