@@ -242,6 +242,26 @@ class ObjectStore:
             return None
         return Loaded(kind, data, top.base, start.depth + len(links))
 
+    def remember_written(
+        self, stored: Collection[StoredObject], objects: Mapping[bytes, tuple[Kind, bytes]]
+    ) -> None:
+        """Cache objects just written (``stored``, as :meth:`prepare` made them).
+
+        The next commit of a session pairs its new objects with these and deltas against
+        them: without this it read back, decoded and hashed what it had just written.
+        An object whose base is no longer cached is left out (its chain depth is unknown).
+        """
+        for row in stored:
+            kind, data = objects[row.id]
+            depth = 0
+            if row.codec == ZSTD_DELTA and row.base is not None:
+                base = self._cache.get(row.base)
+                if base is None:
+                    continue
+                depth = base.depth + 1
+            if len(data) <= _CACHE_ITEM:
+                self._remember(row.id, Loaded(kind, data, row.base, depth))
+
     def forget(self, ids: Collection[bytes]) -> None:
         """Drop ``ids`` from the cache: another process deleted them (a write said so)."""
         for oid in ids:

@@ -103,6 +103,7 @@ def publish(
         update = Refs.session_update(session, head, oid, f"commit: {first}")
         result = backend.write(stored, [update], require=require)
         if result.ok:
+            objects.remember_written(stored, built.pending)
             _follow_first_session(refs, session)
             with suppress(CkptError):  # a better dictionary is an optimisation only
                 maybe_train(objects)

@@ -394,3 +394,22 @@ def test_loaded_records_are_never_shared_even_where_the_store_shares_them() -> N
     tasks = store.load(info.checkpoint_id)["tasks"]
     assert len({id(t["blocked_by"]) for t in tasks}) == 256
     assert tasks[0]["blocked_by"] == ["u"]
+
+
+def test_a_commit_reads_nothing_back_that_the_previous_commit_wrote() -> None:
+    # The next commit pairs its objects with the parent's and deltas against them; the
+    # parent's were written by this process, so they come from its cache.
+    store = Store.memory()
+    state = seed_state(300)
+    state["variables"] = {"plan": "step one of the plan; " * 400, "n": 0}
+    store.commit(state)
+    for n in range(1, 4):
+        state["tasks"][n * 7]["status"] = "completed"
+        state["variables"]["plan"] += f" step {n} added."
+        state["variables"]["n"] = n
+        store.objects.stats.reset()
+        store.commit(state)
+        assert store.objects.stats.objects_read == 0, store.objects.stats
+        assert store.objects.stats.objects_written >= 4  # deltas of the changed nodes
+    assert store.load()["variables"]["n"] == 3
+    assert Store(store.backend).load() == store.load()
