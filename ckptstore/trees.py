@@ -50,7 +50,6 @@ __all__ = [
     "MAP_INNER",
     "MAP_LEAF",
     "Entry",
-    "Leaves",
     "Node",
     "Pending",
     "build_list",
@@ -84,9 +83,6 @@ Entry: TypeAlias = Any
 
 Pending: TypeAlias = MutableMapping[bytes, tuple[Kind, bytes]]
 """Objects built but not yet stored, by raw id."""
-
-Leaves: TypeAlias = dict[bytes, tuple[bytes, list[Any] | None]]
-"""Leaf nodes read for a load: their bytes, and their parsed items not yet handed out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,22 +230,14 @@ def parse_stored(oid: bytes, data: bytes) -> Node:
     node = _PARSED.get(oid)
     if node is not None:
         return node
-    node = _parse(oid, data)
-    _remember(oid, node)
-    return node
-
-
-def _parse(oid: bytes, data: bytes) -> Node:
     try:
-        return parse_node(data)
+        node = parse_node(data)
     except MalformedData as err:
         raise CorruptObject(oid.hex(), err.problem) from None
-
-
-def _remember(oid: bytes, node: Node) -> None:
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.clear()
     _PARSED[oid] = node
+    return node
 
 
 def parse_node(data: bytes, *, trusted: bool = True) -> Node:
@@ -296,7 +284,7 @@ def _load_level(
     ids: Iterable[bytes],
     into: dict[bytes, tuple[Kind, Any]],
     follow_refs: bool,
-    leaves: Leaves | None,
+    leaves: dict[bytes, bytes] | None,
 ) -> list[bytes]:
     """Fetch ``ids`` not yet in ``into`` in one batch; return the ids to fetch next."""
     wanted = [oid for oid in dict.fromkeys(ids) if oid not in into]
@@ -305,20 +293,12 @@ def _load_level(
     nxt: list[bytes] = []
     for oid, (kind, data) in store.get_many(wanted).items():
         if kind == Kind.TREE:
-            if leaves is None:
-                node = parse_stored(oid, data)
-            else:
-                remembered = _PARSED.get(oid)
-                node = remembered or _parse(oid, data)
-                if node.is_leaf:
-                    # A leaf parsed just now is not remembered: its items go to the
-                    # caller as they are, instead of being decoded a second time.
-                    leaves[oid] = (data, None if remembered else node.items)
-                elif remembered is None:
-                    _remember(oid, node)
+            node = parse_stored(oid, data)
             into[oid] = (kind, node)
             if follow_refs or not node.is_leaf:
                 nxt.extend(node.children())
+            if leaves is not None and node.is_leaf:
+                leaves[oid] = data
         elif kind == Kind.BLOB:
             into[oid] = (kind, data)
         else:
@@ -331,14 +311,13 @@ def fetch_closure(
     roots: Iterable[bytes],
     *,
     follow_refs: bool = True,
-    leaves: Leaves | None = None,
+    leaves: dict[bytes, bytes] | None = None,
 ) -> dict[bytes, tuple[Kind, Any]]:
     """Fetch ``roots`` and everything below them, one backend batch per level.
 
     With ``follow_refs=False`` only the nodes of the trees themselves are fetched, not
     the objects their leaves reference (enough to list a collection's entries). A
-    ``leaves`` dict is filled with every leaf node's bytes, for :func:`fresh_items`;
-    leaves parsed on the way are then not remembered.
+    ``leaves`` dict is filled with the bytes of every leaf node, for :func:`fresh_items`.
     """
     loaded: dict[bytes, tuple[Kind, Any]] = {}
     level = list(roots)
@@ -369,24 +348,21 @@ def loaded_items(loaded: dict[bytes, tuple[Kind, Any]], oid: bytes) -> list[Any]
     return _items(loaded, oid)
 
 
-def fresh_items(loaded: dict[bytes, tuple[Kind, Any]], leaves: Leaves, oid: bytes) -> list[Any]:
-    """:func:`loaded_items` that are the caller's own, shared with no remembered node.
+def fresh_items(
+    loaded: dict[bytes, tuple[Kind, Any]], leaves: dict[bytes, bytes], oid: bytes
+) -> list[Any]:
+    """:func:`loaded_items`, decoded again from the leaves' bytes: the caller's own.
 
-    A leaf parsed for this read hands over its items (once); any other is decoded again
-    from its bytes. For a whole collection this is several times cheaper than copying
-    the remembered nodes' values one by one (:func:`thaw`).
+    For a whole collection this is several times cheaper than copying the remembered
+    nodes' values one by one (:func:`thaw`).
     """
     kind, node = loaded[oid]
     if kind != Kind.TREE:
         raise CorruptObject(oid.hex(), f"a {kind.label} where a tree was expected")
     if node.is_leaf:
-        data, items = leaves[oid]
-        if items is not None:
-            leaves[oid] = (data, None)  # handed out once: the same leaf may come again
-            return items
-        again: list[Any] = decode_again(data)
-        del again[0]
-        return again
+        items: list[Any] = decode_again(leaves[oid])
+        del items[0]
+        return items
     out: list[Any] = []
     for child in node.children():
         out.extend(fresh_items(loaded, leaves, child))
