@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ckptstore.backends.base import Backend
 from ckptstore.commits import CommitInfo, read_commit
 from ckptstore.errors import EmptySession
-from ckptstore.objectstore import ObjectStore
-from ckptstore.refs import Refs, check_name
+from ckptstore.refs import check_name
 from ckptstore.revisions import resolve_revision
 from ckptstore.snapshot import STORE_OWNED, seed_order
+from ckptstore.store_parts import StoreParts
 
 if TYPE_CHECKING:
     from ckptstore.diff import Change
@@ -20,18 +19,10 @@ if TYPE_CHECKING:
 __all__ = ["HistoryMethods"]
 
 
-class HistoryMethods:
+class HistoryMethods(StoreParts):
     """Reading a store's history; the rest of the facade is :class:`ckptstore.Store`."""
 
-    backend: Backend
-    objects: ObjectStore
-    refs: Refs
-
     if TYPE_CHECKING:
-
-        @property
-        def current_session(self) -> str:
-            """The current session (:attr:`ckptstore.Store.current_session`)."""
 
         def load(self, ref: str = "HEAD") -> dict[str, Any]:
             """A checkpoint (:meth:`ckptstore.Store.load`)."""

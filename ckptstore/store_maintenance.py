@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ckptstore.objectstore import ObjectStore
+from ckptstore.store_parts import StoreParts
 
 if TYPE_CHECKING:
     from ckptstore.config import Config
@@ -21,10 +21,8 @@ if TYPE_CHECKING:
 __all__ = ["MaintenanceMethods"]
 
 
-class MaintenanceMethods:
+class MaintenanceMethods(StoreParts):
     """Maintenance of a store; the rest of the facade is :class:`ckptstore.Store`."""
-
-    objects: ObjectStore
 
     if TYPE_CHECKING:
 

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from ckptstore.backends.base import Backend, RefUpdate
+from ckptstore.backends.base import RefUpdate
 from ckptstore.commits import CommitInfo, iter_history
 from ckptstore.errors import RefConflict, RefExists, RevisionNotFound
-from ckptstore.objectstore import ObjectStore
-from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, Refs, check_name
+from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, check_name
 from ckptstore.revisions import resolve_revision
+from ckptstore.store_parts import StoreParts
 
 __all__ = ["RefMethods", "SessionInfo"]
 
 
-class RefMethods:
+class RefMethods(StoreParts):
     """Sessions and tags are refs; the rest of the facade is :class:`ckptstore.Store`."""
-
-    backend: Backend
-    objects: ObjectStore
-    refs: Refs
-
-    if TYPE_CHECKING:
-
-        @property
-        def current_session(self) -> str:
-            """The current session (:attr:`ckptstore.Store.current_session`)."""
 
     def fork(self, name: str, ref: str = "HEAD", *, switch: bool = False) -> CommitInfo:
         """Start session ``name`` at checkpoint ``ref`` (no copying: a new ref).

@@ -66,6 +66,7 @@ LAYERS: dict[str, int] = {
     "collectors": 3,  # the capture pipeline; the Store hands it the inherited state
     "session": 3,  # auto-checkpoint hooks over anything with Store.capture's shape
     "store": 4,
+    "store_parts": 4,  # what the facade's mixins use of it (declarations only)
     "store_history": 4,  # the facade's history methods (Store mixes them in)
     "store_refs": 4,  # the facade's sessions and tags
     "store_maintenance": 4,  # the facade's gc, prune, fsck, stats
