@@ -44,13 +44,11 @@ and the object named is a collector, a class of one, or a function returning one
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Protocol
 
 from ckptstore.commits import CommitInfo
 from ckptstore.edits import Edits
@@ -80,8 +78,7 @@ ENV_AGENT_TIER: Final = "CKPT_AGENT_TIER"
 ENV_SESSION: Final = "CKPT_SESSION_ID"
 
 
-@dataclass(frozen=True, slots=True)
-class CollectContext:
+class CollectContext(NamedTuple):
     """What a collector sees: the checkpoint built so far (a copy), the session, the store."""
 
     state: Mapping[str, Any]
@@ -99,8 +96,7 @@ class Collector(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class CollectorError:
+class CollectorError(NamedTuple):
     """A collector that failed, and why (``Type: message``)."""
 
     collector: str
@@ -111,8 +107,7 @@ class CollectorError:
         return {"collector": self.collector, "error": self.error}
 
 
-@dataclass(frozen=True, slots=True)
-class Captured:
+class Captured(NamedTuple):
     """What a capturing commit did: the commit, what the probes found, what failed."""
 
     commit: CommitInfo
@@ -128,8 +123,7 @@ class Captured:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Environment:
+class Environment(NamedTuple):
     """The environment stage: agent id, tier and session from ``CKPT_*`` variables."""
 
     agent_id: str | None = None
@@ -234,28 +228,58 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-@dataclass
 class Pipeline:
     """The collectors of one commit: what each stage contributes, ready to apply.
 
     ``full`` is a full ``--state`` (validated), ``partial`` a ``--merge`` one; the
-    plugin stage is the ``plugins`` loaders then the ``extra`` collectors.
+    plugin stage is the ``plugins`` loaders then the ``extra`` collectors. ``bound`` is
+    the seconds the checks may take together (None: ``probes.DEFAULT_BOUND``). The
+    stages' outcomes gather in ``results``, ``contributions`` and ``errors``.
     """
 
-    full: dict[str, Any] | None = None
-    partial: dict[str, Any] | None = None
-    edits: Edits = field(default_factory=Edits)
-    environment: Environment = field(default_factory=Environment)
-    dependencies: Sequence[DependencySpec] = ()
-    bound: float | None = None
-    """Seconds the checks may take together; None: ``probes.DEFAULT_BOUND``."""
-    plugins: Sequence[tuple[str, Loader]] = ()
-    extra: Sequence[Collector] = ()
-    on_error: str = "record"
-    now: str = ""
-    results: list[ProbeResult] = field(default_factory=list)
-    contributions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    errors: list[CollectorError] = field(default_factory=list)
+    __slots__ = (
+        "bound",
+        "contributions",
+        "dependencies",
+        "edits",
+        "environment",
+        "errors",
+        "extra",
+        "full",
+        "now",
+        "on_error",
+        "partial",
+        "plugins",
+        "results",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *,
+        full: dict[str, Any] | None = None,
+        partial: dict[str, Any] | None = None,
+        edits: Edits | None = None,
+        environment: Environment | None = None,
+        dependencies: Sequence[DependencySpec] = (),
+        bound: float | None = None,
+        plugins: Sequence[tuple[str, Loader]] = (),
+        extra: Sequence[Collector] = (),
+        on_error: str = "record",
+        now: str = "",
+    ) -> None:
+        self.full = full
+        self.partial = partial
+        self.edits = Edits() if edits is None else edits
+        self.environment = Environment() if environment is None else environment
+        self.dependencies = dependencies
+        self.bound = bound
+        self.plugins = plugins
+        self.extra = extra
+        self.on_error = on_error
+        self.now = now
+        self.results: list[ProbeResult] = []
+        self.contributions: list[tuple[str, dict[str, Any]]] = []
+        self.errors: list[CollectorError] = []
 
     @property
     def collects(self) -> bool:
@@ -318,7 +342,7 @@ class Pipeline:
         for name, make in runners:
             try:
                 collector = make()
-                context = CollectContext(copy.deepcopy(state), session, store_path)
+                context = CollectContext(copy_value(state), session, store_path)
                 partial = collector.collect(context)
                 if partial is None:
                     continue

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ckptstore.backends.base import PruneMark
 from ckptstore.errors import CorruptObject, MalformedData
@@ -76,8 +75,7 @@ def read_commit(store: ObjectStore, oid: bytes) -> Commit:
         raise CorruptObject(hex_id(oid), err.problem) from None
 
 
-@dataclass(frozen=True, slots=True)
-class CommitInfo:
+class CommitInfo(NamedTuple):
     """One checkpoint's commit, as ``log`` and ``commit`` report it."""
 
     id: ObjectId

@@ -44,9 +44,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, NoReturn
 
 from ckptstore.errors import InvalidConfig, InvalidOption
 from ckptstore.secrets import DEFAULT_PATTERNS
@@ -71,8 +70,7 @@ DEFAULT_BOUND: Final = 2.0
 ON_ERROR: Final = ("record", "fail")
 
 
-@dataclass(frozen=True, slots=True)
-class Config:
+class Config(NamedTuple):
     """A store's configuration (the defaults where the file says nothing)."""
 
     path: str | None = None

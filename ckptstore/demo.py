@@ -12,9 +12,8 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from ckptstore.store import Store
 
@@ -122,8 +121,7 @@ def simulate(steps: int, *, seed: int = 7) -> Iterator[dict[str, Any]]:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class DemoResult:
+class DemoResult(NamedTuple):
     """What a demo run committed: how many checkpoints, and the JSON they amount to."""
 
     checkpoints: int

@@ -17,12 +17,9 @@ tree walk that finds the same records reading only what changed is in ``treediff
 
 from __future__ import annotations
 
-import copy
 from collections import defaultdict, deque
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from difflib import SequenceMatcher
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from ckptstore.objects import encode
 
@@ -47,8 +44,7 @@ IDENTITY: Final = {"tasks": "id", "dependencies": "name"}
 _OWN_SECTIONS: Final = frozenset({"phase", "tasks", "dependencies", "variables", "recent_outputs"})
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One difference between two checkpoints.
 
     ``key`` names the entry (task id, dependency name, variable name, meta field; None
@@ -192,6 +188,8 @@ def align(
     old: Sequence[Hashable], new: Sequence[Hashable]
 ) -> Iterable[tuple[str, int, int, int, int]]:
     """Sequence alignment of two token lists (difflib opcodes, no junk heuristics)."""
+    from difflib import SequenceMatcher  # not at import: `ckpt commit` rarely aligns
+
     return SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
 
 
@@ -272,6 +270,8 @@ def _apply_list(old: list[Any], changes: list[Change]) -> list[Any]:
 
 
 def _apply_fields(value: Any, changes: list[Change]) -> Any:
+    import copy  # here, not at import: `ckpt commit` loads this module but never patches
+
     result = copy.deepcopy(value)
     for change in changes:
         if change.field is None:
@@ -295,6 +295,8 @@ def _is_whole(change: Change) -> bool:
 
 def apply_changes(state: Mapping[str, Any], changes: Iterable[Change]) -> dict[str, Any]:
     """Return ``state`` with ``changes`` applied: ``apply_changes(a, diff(a, b)) == b``."""
+    import copy  # see _apply_fields
+
     by_section: dict[str, list[Change]] = defaultdict(list)
     for change in changes:
         by_section[change.section].append(change)

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple
 
 from ckptstore.errors import InvalidCheckpoint, InvalidOption, UnknownTask
 
@@ -47,8 +47,7 @@ def task_key(value: Any) -> str | None:
     return str(value) if isinstance(value, str | int) else None
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(NamedTuple):
     """One ``--output TYPE:ACTION:ok|fail``: a recent output to append."""
 
     type: str
@@ -85,8 +84,7 @@ def parse_output(text: str) -> Output:
     return Output(kind.strip(), action.strip(), _RESULTS[result.strip().lower()])
 
 
-@dataclass(frozen=True, slots=True)
-class Edits:
+class Edits(NamedTuple):
     """Changes to apply to a checkpoint (see the module docstring for each).
 
     ``completed_phases`` adds phase numbers to ``phases_completed`` (and completes the
@@ -102,7 +100,7 @@ class Edits:
     tasks: tuple[tuple[str, str], ...] = ()
     active_task: str | None = None
     outputs: tuple[Output, ...] = ()
-    variables: Mapping[str, Any] = field(default_factory=dict)
+    variables: Mapping[str, Any] = MappingProxyType({})
     unset: tuple[str, ...] = ()
     completed_phases: tuple[int, ...] = ()
     missing_tasks_ok: bool = False
@@ -122,7 +120,7 @@ class Edits:
 
     def with_variables(self, variables: Mapping[str, Any], unset: Sequence[str] = ()) -> Edits:
         """These edits plus more variables to set and unset."""
-        return replace(self, variables={**self.variables, **variables}, unset=(*self.unset, *unset))
+        return self._replace(variables={**self.variables, **variables}, unset=(*self.unset, *unset))
 
     def apply(self, state: dict[str, Any], *, now: str) -> None:
         """Apply the edits to ``state`` in place; ``now`` stamps new phases and outputs.

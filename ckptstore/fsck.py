@@ -24,7 +24,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from ckptstore.backends.base import PruneMark, ReflogEntry, StoredObject
 from ckptstore.compression import BASED
@@ -47,8 +47,7 @@ MAX_REFERRERS: Final = 10
 """At most this many referrers are listed per problem (the count is always given)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong, of a ``kind``: ``corrupt``, ``missing``, or in the wrong place.
 
     Wrong places: ``not a commit`` (a ref to another kind) and ``not a checkpoint`` (a
@@ -83,8 +82,7 @@ class Problem:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class FsckReport:
+class FsckReport(NamedTuple):
     """What fsck checked, and every problem it found (none: the store is intact)."""
 
     objects: dict[str, int]
@@ -157,8 +155,7 @@ def _read(objects: ObjectStore, batch: list[bytes]) -> dict[bytes, _Read]:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class _BrokenBase:
+class _BrokenBase(NamedTuple):
     """An object that cannot be read because the object it is stored against cannot."""
 
     base: bytes
@@ -282,7 +279,7 @@ def check_store(objects: ObjectStore, *, progress: Progress | None = None) -> Fs
             ``("referrers", done, total)`` if a second pass is needed.
     """
     backend = objects.backend
-    total = sum(k.count for k in backend.usage().kinds.values())
+    total = sum(k.objects for k in backend.usage().kinds.values())
     counts: Counter[str] = Counter()
     corrupt: dict[bytes, str] = {}
     missing = _Referrers()

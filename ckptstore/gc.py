@@ -32,8 +32,7 @@ import math
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from ckptstore.backends.base import MarkSet, PruneMark
 from ckptstore.dictionary import current_dictionary
@@ -73,8 +72,7 @@ the same store handle); ``sweep`` is reported before the write lock is taken.
 """
 
 
-@dataclass(frozen=True, slots=True)
-class GCStats:
+class GCStats(NamedTuple):
     """What a gc did (or, with ``dry_run``, would do)."""
 
     objects_removed: int
@@ -94,11 +92,10 @@ class GCStats:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``--json`` output)."""
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass(frozen=True, slots=True)
-class GCView:
+class GCView(NamedTuple):
     """The store as a prune would leave it, for a dry run: its marks and reflog."""
 
     prune_marks: Mapping[bytes, PruneMark]
@@ -256,7 +253,7 @@ def collect_garbage(
     # Objects stored after this second were stored after the first mark began.
     started = math.floor(time.time())
     usage = backend.usage()
-    total = sum(kind.count for kind in usage.kinds.values())
+    total = sum(kind.objects for kind in usage.kinds.values())
     with (marks or backend.marks)() as marked:
         with backend.reading():
             prune_marks = view.prune_marks if view is not None else backend.prune_marks()

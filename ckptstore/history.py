@@ -12,10 +12,9 @@ from __future__ import annotations
 import heapq
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
-from typing import Final
+from typing import Final, NamedTuple
 
 from ckptstore.commits import CommitInfo, iter_history
 from ckptstore.diff import Change, section_of
@@ -104,8 +103,7 @@ def filtered_log(
     return list(keep() if limit is None else islice(keep(), limit))
 
 
-@dataclass(frozen=True, slots=True)
-class KeyChange:
+class KeyChange(NamedTuple):
     """A checkpoint where the watched value changed, and how."""
 
     commit: CommitInfo

@@ -32,7 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ckptstore.errors import CkptError, InvalidCheckpoint, InvalidOption, InvalidRefName, NotFound
 from ckptstore.refs import check_name
@@ -52,8 +52,7 @@ _SAFE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,159}")
 _UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-@dataclass(frozen=True, slots=True)
-class ImportEntry:
+class ImportEntry(NamedTuple):
     """What happened to one file: ``imported``, ``skipped`` or ``rejected``, and why."""
 
     path: str
@@ -95,8 +94,7 @@ class ImportReport:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class ExportReport:
+class ExportReport(NamedTuple):
     """The files an export wrote: (checkpoint id, path)."""
 
     written: tuple[tuple[str, str], ...]

@@ -27,12 +27,12 @@ naming the field.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from ckptstore.edits import task_key
 from ckptstore.errors import InvalidCheckpoint
+from ckptstore.objects import copy_value
 from ckptstore.snapshot import validate_state
 
 __all__ = ["merge_partial", "validate_partial"]
@@ -67,20 +67,20 @@ def merge_partial(state: dict[str, Any], partial: Mapping[str, Any]) -> None:
         if name == "phase" and isinstance(value, dict):
             current = state.get("phase")
             merged = dict(current) if isinstance(current, dict) else {}
-            merged.update(copy.deepcopy(value))
+            merged.update(copy_value(value))
             state["phase"] = merged
         elif name in _KEYED:
             _upsert(state, name, value)
         elif name == "variables":
             current = state.get("variables")
             merged = dict(current) if isinstance(current, dict) else {}
-            merged.update(copy.deepcopy(value))
+            merged.update(copy_value(value))
             state["variables"] = merged
         elif name == "recent_outputs":
             current = state.get(name)
-            state[name] = [*(current if isinstance(current, list) else ()), *copy.deepcopy(value)]
+            state[name] = [*(current if isinstance(current, list) else ()), *copy_value(value)]
         else:
-            state[name] = copy.deepcopy(value)
+            state[name] = copy_value(value)
 
 
 def _upsert(state: dict[str, Any], section: str, items: list[Any]) -> None:
@@ -95,7 +95,7 @@ def _upsert(state: dict[str, Any], section: str, items: list[Any]) -> None:
         wanted = norm(item[key])
         matches = [m for m in merged if isinstance(m, dict) and norm(m.get(key)) == wanted]
         for match in matches:
-            match.update(copy.deepcopy({k: v for k, v in item.items() if k != key}))
+            match.update(copy_value({k: v for k, v in item.items() if k != key}))
         if not matches:
-            merged.append(copy.deepcopy(item))
+            merged.append(copy_value(item))
     state[section] = merged

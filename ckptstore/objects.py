@@ -20,9 +20,8 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any, Final, NewType, TypeAlias
+from typing import Any, Final, NamedTuple, NewType, TypeAlias
 
 import blake3
 import msgpack
@@ -405,8 +404,7 @@ def decode(data: bytes, *, what: str = "encoding") -> Any:
 # --- commits ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Commit:
+class Commit(NamedTuple):
     """A commit object: one checkpoint of one session.
 
     ``tree`` and ``parents`` are raw ids. ``created_at`` is an ISO 8601 timestamp kept

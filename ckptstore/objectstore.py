@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from ckptstore.backends.base import Backend, StoredObject
 from ckptstore.compression import BASED, MAX_OBJECT_BYTES, ZSTD_DELTA, ZSTD_DICT, Codec
@@ -29,24 +28,28 @@ _CACHE_BYTES: Final = 32 * 1024 * 1024
 _CACHE_ITEM: Final = 256 * 1024  # larger objects are read again rather than cached
 
 
-@dataclass(slots=True)
 class IOStats:
     """Counters of object traffic, so tests can assert structure instead of timing."""
 
-    objects_read: int = 0
-    bytes_read: int = 0
-    read_batches: int = 0
-    objects_written: int = 0
-    bytes_written: int = 0
+    __slots__ = ("bytes_read", "bytes_written", "objects_read", "objects_written", "read_batches")
+
+    def __init__(self) -> None:
+        self.reset()
 
     def reset(self) -> None:
         """Zero every counter."""
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        self.objects_read = 0
+        self.bytes_read = 0
+        self.read_batches = 0
+        self.objects_written = 0
+        self.bytes_written = 0
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
+        return f"IOStats({counts})"
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded:
+class Loaded(NamedTuple):
     """A verified object: kind, canonical bytes, and the base it is stored against."""
 
     kind: Kind

@@ -30,8 +30,7 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from ckptstore.commits import now_iso
 
@@ -57,8 +56,7 @@ _REASON_CHARS: Final = 200
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 
 
-@dataclass(frozen=True, slots=True)
-class DependencySpec:
+class DependencySpec(NamedTuple):
     """One dependency as the config declares it.
 
     ``timeout`` is the check's own limit in seconds (``None``: the phase's bound).
@@ -76,8 +74,7 @@ class DependencySpec:
     degraded_exit_codes: tuple[int, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
+class ProbeResult(NamedTuple):
     """What one check found: the status, why (when not available) and when."""
 
     name: str

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ckptstore.backends.base import PruneMark
 from ckptstore.commits import checkpoint_id_of, read_commit
@@ -45,8 +45,7 @@ __all__ = ["PruneReport", "PrunedCheckpoint", "SessionPrune", "apply_retention"]
 _OPTIMISTIC_ATTEMPTS: Final = 3
 
 
-@dataclass(frozen=True, slots=True)
-class PrunedCheckpoint:
+class PrunedCheckpoint(NamedTuple):
     """A checkpoint, as a prune report lists it; ``reasons`` say why it is kept."""
 
     id: ObjectId
@@ -70,8 +69,7 @@ class PrunedCheckpoint:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class SessionPrune:
+class SessionPrune(NamedTuple):
     """One pruned session: its checkpoints kept (with reasons) and removed, newest first."""
 
     session: str
@@ -87,8 +85,7 @@ class SessionPrune:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class PruneReport:
+class PruneReport(NamedTuple):
     """What a prune did (or, with ``dry_run``, would do), session by session, and its gc."""
 
     policy: RetentionPolicy

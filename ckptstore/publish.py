@@ -11,7 +11,6 @@ random back-off: racing writers to one session end up as one linear chain.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
@@ -112,6 +111,8 @@ def publish(
         # forget it, or the next attempt reuses the cached copy (a base, the dictionary)
         # and fails the same way. Then back off and rebuild.
         objects.forget(result.missing)
+        import random  # only once a commit has lost a race
+
         time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
     raise RefConflict(f"sessions/{session}", None, None, MAX_ATTEMPTS)
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
-from typing import Any, Final
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple
 
 from ckptstore.errors import InvalidOption
 
@@ -33,8 +33,7 @@ _PREFIX = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*)?")
 _UNSAFE = re.compile(r"[^A-Z0-9_]")
 
 
-@dataclass(frozen=True, slots=True)
-class Collision:
+class Collision(NamedTuple):
     """Variables whose keys map to one environment name; ``kept`` is the one exported."""
 
     name: str
@@ -42,14 +41,13 @@ class Collision:
     dropped: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Environment:
+class Environment(NamedTuple):
     """Environment variables restored from a checkpoint."""
 
     values: dict[str, str]  # environment name -> value, sorted by name
     keys: dict[str, str]  # environment name -> the checkpoint variable it came from
     collisions: tuple[Collision, ...] = ()
-    skipped: dict[str, str] = field(default_factory=dict)  # variable -> why not exported
+    skipped: Mapping[str, str] = MappingProxyType({})  # variable -> why not exported
 
     def apply(self, environ: MutableMapping[str, str]) -> None:
         """Set the variables in ``environ`` (for instance ``os.environ``)."""

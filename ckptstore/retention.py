@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ckptstore.errors import InvalidOption
 
@@ -104,8 +104,7 @@ def checkpoint_time(created_at: str) -> datetime:
     return moment.astimezone(UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class CheckpointTime:
+class CheckpointTime(NamedTuple):
     """What a policy sees of one checkpoint: its commit id and when it was made."""
 
     id: bytes

@@ -16,8 +16,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ckptstore.errors import MalformedData
 
@@ -67,8 +66,7 @@ DEFAULT_PATTERNS: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class SecretPolicy:
+class SecretPolicy(NamedTuple):
     """Which variable names are secret: name patterns plus names marked one by one."""
 
     patterns: tuple[str, ...] = DEFAULT_PATTERNS
@@ -210,7 +208,7 @@ def redact_changes(
             old, new = hide(change.old, change.key), hide(change.new, change.key)
         else:
             old, new = mask_value(change.old, needles), mask_value(change.new, needles)
-        out.append(replace(change, old=old, new=new))
+        out.append(change._replace(old=old, new=new))
     return out
 
 

@@ -18,7 +18,6 @@ they are derived from the commit when a checkpoint is loaded.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ckptstore.errors import CorruptObject, InvalidCheckpoint, InvalidValue
@@ -174,14 +173,22 @@ def empty_state() -> dict[str, Any]:
     }
 
 
-@dataclass(slots=True)
 class Built:
     """The result of turning a state into objects: root id, new objects, token estimate."""
 
-    root: bytes
-    pending: dict[bytes, tuple[Kind, bytes]] = field(default_factory=dict)
-    tokens: int = 0
-    agent: tuple[str | None, int | None] = (None, None)
+    __slots__ = ("agent", "pending", "root", "tokens")
+
+    def __init__(
+        self,
+        root: bytes,
+        pending: dict[bytes, tuple[Kind, bytes]] | None = None,
+        tokens: int = 0,
+        agent: tuple[str | None, int | None] = (None, None),
+    ) -> None:
+        self.root = root
+        self.pending = {} if pending is None else pending
+        self.tokens = tokens
+        self.agent = agent
 
 
 def _estimated(

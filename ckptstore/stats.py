@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import heapq
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, NamedTuple
 
 from ckptstore.backends.base import Backend
 from ckptstore.commits import CommitInfo, iter_history
@@ -41,8 +40,7 @@ def json_size(value: Any) -> int:
     return len(text.encode())
 
 
-@dataclass(frozen=True, slots=True)
-class LargeEntry:
+class LargeEntry(NamedTuple):
     """One of the largest values in the store, where it was first found."""
 
     path: str
@@ -60,8 +58,7 @@ class LargeEntry:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class StoreStats:
+class StoreStats(NamedTuple):
     """What ``ckpt stats`` reports."""
 
     sessions: int
@@ -73,7 +70,7 @@ class StoreStats:
     logical_bytes: int
     unique_bytes: int
     stored_bytes: int
-    largest: list[LargeEntry] = field(default_factory=list)
+    largest: Sequence[LargeEntry] = ()
 
     @property
     def dedup_ratio(self) -> float:
@@ -286,7 +283,11 @@ def collect_stats(
     backend = objects.backend
     usage = backend.usage()
     kinds = {
-        Kind(k).label: {"count": u.count, "stored_bytes": u.stored_bytes, "raw_bytes": u.raw_bytes}
+        Kind(k).label: {
+            "count": u.objects,
+            "stored_bytes": u.stored_bytes,
+            "raw_bytes": u.raw_bytes,
+        }
         for k, u in usage.kinds.items()
     }
     sizer = _Sizer(objects, top)

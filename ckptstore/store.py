@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ckptstore.backends.base import Backend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
@@ -25,7 +23,7 @@ from ckptstore.errors import (
     StoreNotWritable,
 )
 from ckptstore.location import STORE_DIR, find_store, store_file
-from ckptstore.objects import Commit, Kind, ObjectId, canonical
+from ckptstore.objects import Commit, Kind, ObjectId, canonical, copy_value
 from ckptstore.objectstore import ObjectStore
 from ckptstore.publish import edit_build, publish
 from ckptstore.refs import Refs, check_name
@@ -56,8 +54,7 @@ _ABSENT: Final = object()
 _ENV_BUSY = "CKPT_BUSY_TIMEOUT"
 
 
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
+class Checkpoint(NamedTuple):
     """A loaded checkpoint: its commit and its data in the seed's JSON format."""
 
     commit: CommitInfo
@@ -343,7 +340,7 @@ class Store(HistoryMethods, RefMethods, MaintenanceMethods):
             loaded[tree] = {} if given is not None else self._base_state(parent)
             # Edits are checked on a copy before probes and plugins spend any time; the
             # first build reuses the loaded state.
-            pipeline.collect(copy.deepcopy(loaded[tree]), name, self.path)
+            pipeline.collect(copy_value(loaded[tree]), name, self.path)
         self.mark_secret(secret)
 
         def build(parent: Commit | None) -> tuple[Built, tuple[str | None, int | None]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ckptstore.backends.base import RefUpdate
 from ckptstore.commits import CommitInfo, iter_history
@@ -91,8 +91,7 @@ class RefMethods(StoreParts):
         return info
 
 
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
+class SessionInfo(NamedTuple):
     """A session as ``ckpt session list`` shows it: ``head.generation`` is its length."""
 
     name: str

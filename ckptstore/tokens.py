@@ -31,8 +31,7 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ckptstore.errors import InvalidSetting
 
@@ -69,8 +68,7 @@ _ASTRAL = re.compile(r"[\U00010000-\U0010ffff]")
 _PROBE: Final = ("hello world", [15339, 1917])
 
 
-@dataclass(frozen=True, slots=True)
-class Estimator:
+class Estimator(NamedTuple):
     """A way to count tokens.
 
     ``max_chars_per_token`` bounds how many characters fit in one token, so a text can

@@ -16,10 +16,9 @@ the change, not with the checkpoint.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
 from itertools import compress, filterfalse
 from operator import ne
-from typing import Any
+from typing import Any, NamedTuple
 
 from ckptstore.diff import LIST_SECTIONS, SECTIONS, Change, align, list_changes, map_changes
 from ckptstore.diff import section_changes as state_section_changes
@@ -129,8 +128,7 @@ def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes, pack: Pa
 # --- lists ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Run:
+class _Run(NamedTuple):
     """A stretch of one side of a list: shared subtrees, or the entries of a leaf.
 
     ``first`` is the index of its first unit among the side's units (a shared subtree
@@ -290,8 +288,7 @@ def _mixed(picked: _Picked) -> bool:
 # exact by the bytes (see replaced), encoding nothing but them.
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
+class _Row(NamedTuple):
     """Entries in a row on one side of a list, from its own leaves.
 
     ``at`` is the position of the first, ``body`` their encodings back to back.

@@ -23,9 +23,8 @@ entry rewrites one leaf and the nodes above it rather than the whole collection.
 from __future__ import annotations
 
 from collections.abc import Iterable, MutableMapping, Sequence
-from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 import blake3
 
@@ -85,8 +84,7 @@ Pending: TypeAlias = MutableMapping[bytes, tuple[Kind, bytes]]
 """Objects built but not yet stored, by raw id."""
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(NamedTuple):
     """A decoded tree node: its type and its flat items after the type tag."""
 
     type: int

@@ -11,10 +11,9 @@ that hold them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from itertools import compress
 from operator import eq, ne
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgpack
 
@@ -44,7 +43,6 @@ __all__ = [
 Pack = Callable[[Any], bytes]
 
 
-@dataclass
 class Walk:
     """Both sides of one collection, expanded only where they differ.
 
@@ -53,10 +51,13 @@ class Walk:
     ``stored`` their stored bytes.
     """
 
-    nodes: dict[bytes, Node] = field(default_factory=dict)
-    stored: dict[bytes, bytes] = field(default_factory=dict)
-    seen: tuple[set[bytes], set[bytes]] = field(default_factory=lambda: (set(), set()))
-    opened: tuple[list[bytes], list[bytes]] = field(default_factory=lambda: ([], []))
+    __slots__ = ("nodes", "opened", "seen", "stored")
+
+    def __init__(self) -> None:
+        self.nodes: dict[bytes, Node] = {}
+        self.stored: dict[bytes, bytes] = {}
+        self.seen: tuple[set[bytes], set[bytes]] = (set(), set())
+        self.opened: tuple[list[bytes], list[bytes]] = ([], [])
 
 
 def child_ids(node: Node) -> tuple[list[bytes], list[int]]:
@@ -103,8 +104,7 @@ class NotATree(Exception):
     """A section entry is not a tree (written by something else); compare values instead."""
 
 
-@dataclass(frozen=True, slots=True)
-class Leaves:
+class Leaves(NamedTuple):
     """Two leaves in the same place of two trees of the same shape, and their bytes.
 
     ``at`` is the position of their first entry (in a list).
@@ -117,7 +117,6 @@ class Leaves:
     new_data: bytes
 
 
-@dataclass
 class Paired:
     """Two trees of the same shape, descended together where their ids differ.
 
@@ -126,9 +125,12 @@ class Paired:
     inner nodes that side opened.
     """
 
-    leaves: list[Leaves] = field(default_factory=list)
-    pairs: list[tuple[bytes, bytes]] = field(default_factory=list)
-    children: tuple[list[list[bytes]], list[list[bytes]]] = field(default_factory=lambda: ([], []))
+    __slots__ = ("children", "leaves", "pairs")
+
+    def __init__(self) -> None:
+        self.leaves: list[Leaves] = []
+        self.pairs: list[tuple[bytes, bytes]] = []
+        self.children: tuple[list[list[bytes]], list[list[bytes]]] = ([], [])
 
 
 def pair_trees(store: ObjectStore, old: bytes, new: bytes) -> Paired | None:

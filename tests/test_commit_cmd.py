@@ -208,19 +208,25 @@ def test_the_console_script_and_the_typer_command_agree(
         assert err.startswith("error: "), err
 
 
-def test_a_commit_from_the_console_script_never_imports_typer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("args", [["--var", "a", "1"], ["--state", "state.json"]])
+def test_a_commit_from_the_console_script_loads_only_what_it_runs(
+    tmp_path: Path, args: list[str]
+) -> None:
     # Structural, not timed: the modules a commit loads are what its start-up costs.
+    # dataclasses (with inspect) cost more than the commit's own work in a fresh process.
     Store.init(tmp_path / ".ckpt").close()
+    (tmp_path / "state.json").write_text(json.dumps({"tasks": [{"id": 1, "subject": "x"}]}))
     script = (
         "import sys, ckpt_cli\n"
-        "sys.argv = ['ckpt', '--store', sys.argv[1], 'commit', '--var', 'a', '1']\n"
+        "sys.argv = ['ckpt', '--store', sys.argv[1], 'commit', *sys.argv[2:]]\n"
         "ckpt_cli.main()\n"
         "heavy = ['typer', 'click', 'tomllib', 'ckptstore.summary', 'ckptstore.probes',\n"
-        "         'ckptstore.history', 'ckptstore.gc', 'ckptstore.fsck', 'ckptstore.stats']\n"
+        "         'ckptstore.history', 'ckptstore.gc', 'ckptstore.fsck', 'ckptstore.stats',\n"
+        "         'dataclasses', 'inspect', 'difflib', 'random', 'copy']\n"
         "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / ".ckpt")],
+        [sys.executable, "-c", script, str(tmp_path / ".ckpt"), *args],
         capture_output=True, text=True, timeout=60, check=True, cwd=tmp_path,
     )  # fmt: skip
     assert done.stdout.startswith("ckpt-")

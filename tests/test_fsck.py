@@ -55,7 +55,7 @@ def test_a_sound_store_is_ok(store: Store) -> None:
     assert report.ok
     assert report.problems == []
     usage = store.backend.usage().kinds
-    assert report.objects == {Kind(k).label: u.count for k, u in usage.items()}
+    assert report.objects == {Kind(k).label: u.objects for k, u in usage.items()}
     assert report.refs == 3
     assert report.reflog == len(store.backend.reflog())
     assert report.to_dict()["ok"] is True

@@ -53,7 +53,7 @@ def test_counts_and_ratios(store: Store) -> None:
     usage = store.backend.usage().kinds
     assert stats.objects == {
         {1: "blob", 2: "tree", 3: "commit"}[k]: {
-            "count": u.count,
+            "count": u.objects,
             "stored_bytes": u.stored_bytes,
             "raw_bytes": u.raw_bytes,
         }

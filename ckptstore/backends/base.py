@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = [
     "Backend",
@@ -35,8 +34,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class StoredObject:
+class StoredObject(NamedTuple):
     """An object as it rests in a backend: id, kind, codec, uncompressed length, payload.
 
     ``base`` names the object whose bytes the payload was compressed against (a
@@ -51,8 +49,7 @@ class StoredObject:
     base: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RefUpdate:
+class RefUpdate(NamedTuple):
     """Move ``name`` from ``old`` to ``new`` (``None`` means absent), logging ``message``."""
 
     name: str
@@ -61,8 +58,7 @@ class RefUpdate:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class ReflogEntry:
+class ReflogEntry(NamedTuple):
     """One recorded ref move; ``at`` is microseconds since the Unix epoch (UTC)."""
 
     seq: int
@@ -73,18 +69,16 @@ class ReflogEntry:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class WriteResult:
+class WriteResult(NamedTuple):
     """What :meth:`Backend.write` did: ``ok``, or which precondition failed."""
 
     ok: bool
     conflict: str | None = None
     found: bytes | None = None
-    missing: frozenset[bytes] = field(default_factory=frozenset)
+    missing: frozenset[bytes] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
-class PruneMark:
+class PruneMark(NamedTuple):
     """A kept commit whose first parent was pruned: where a session's history was cut.
 
     ``parent_checkpoint`` is the checkpoint id of the pruned parent (what ``load`` keeps
@@ -99,25 +93,22 @@ class PruneMark:
     skipped: int
 
 
-@dataclass(frozen=True, slots=True)
-class Swept:
+class Swept(NamedTuple):
     """What a sweep removed (or, in a dry run, would remove): objects and stored bytes."""
 
     objects: int
     bytes: int
 
 
-@dataclass(frozen=True, slots=True)
-class KindUsage:
+class KindUsage(NamedTuple):
     """Totals of one kind of object: how many, stored (compressed) and raw bytes."""
 
-    count: int
+    objects: int
     stored_bytes: int
     raw_bytes: int
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(NamedTuple):
     """Objects by kind, and the bytes the store occupies (its file and WAL; 0 in memory)."""
 
     kinds: dict[int, KindUsage]

@@ -316,7 +316,7 @@ class MemoryBackend:
             for obj in self._objects.values():
                 old = kinds.get(obj.kind, KindUsage(0, 0, 0))
                 kinds[obj.kind] = KindUsage(
-                    old.count + 1, old.stored_bytes + len(obj.data), old.raw_bytes + obj.raw_len
+                    old.objects + 1, old.stored_bytes + len(obj.data), old.raw_bytes + obj.raw_len
                 )
         return Usage(dict(sorted(kinds.items())), 0)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from ckptstore.backends.base import PruneMark
 from ckptstore.commits import iter_history
@@ -150,8 +150,7 @@ def parse_notes(notes: str) -> tuple[str, str] | None:
     return (parts[1], checkpoint_id) if checkpoint_id is not None else None
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One event commit: what it did to which checkpoint, and its tree."""
 
     commit: bytes

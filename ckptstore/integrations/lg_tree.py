@@ -8,8 +8,7 @@ has not seen.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ckptstore.commits import read_commit
 from ckptstore.integrations.lg_values import Cache, ValueCodec
@@ -29,8 +28,7 @@ __all__ = ["Loaded", "TreeReader"]
 CACHE_SIZE: Final = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class Loaded:
+class Loaded(NamedTuple):
     """One LangGraph checkpoint as read from its tree."""
 
     checkpoint: dict[str, Any]

@@ -19,8 +19,7 @@ dependencies to those a kind of sub-agent needs. This module is pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from ckptstore.diff import Change, diff_states
 from ckptstore.errors import InvalidOption, UnknownTaskType
@@ -92,8 +91,7 @@ BUILTIN_TASK_TYPES: Final[Mapping[str, TaskProfile]] = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(NamedTuple):
     """A finished summary: its text and how it was made."""
 
     text: str

@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from ckptstore.secrets import REDACTED
 from ckptstore.summary.render import Group, Item, Section
@@ -50,8 +50,7 @@ _KNOWN: Final = STORE_OWNED | {
 }  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class LevelSpec:
+class LevelSpec(NamedTuple):
     """What a level shows: its default budget, sections and per-line allowance."""
 
     budget: int
@@ -77,8 +76,7 @@ _TASK_MARK: Final = {
 }  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class TaskProfile:
+class TaskProfile(NamedTuple):
     """What a kind of sub-agent needs: dependency types and variable-name patterns."""
 
     name: str

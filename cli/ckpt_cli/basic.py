@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -206,7 +205,7 @@ def load(
         if not reveal:
             policy = opened.secrets()
             notes = mask_text(ckpt.commit.notes, ckpt.data, policy)
-            ckpt = Checkpoint(replace(ckpt.commit, notes=notes), redact(ckpt.data, policy))
+            ckpt = Checkpoint(ckpt.commit._replace(notes=notes), redact(ckpt.data, policy))
     if as_json:
         print_json(ckpt.data)
     else:
@@ -309,9 +308,8 @@ def _hide_in_history(opened: Store, ref: str, found: list[KeyChange]) -> list[Ke
     variables, policy = variables_of(opened, ref), opened.secrets()
     ckpt = {"variables": variables}
     return [
-        replace(
-            item,
-            commit=replace(item.commit, notes=mask_text(item.commit.notes, ckpt, policy)),
+        item._replace(
+            commit=item.commit._replace(notes=mask_text(item.commit.notes, ckpt, policy)),
             changes=tuple(redact_changes(item.changes, policy, variables)),
         )
         for item in found
@@ -321,7 +319,7 @@ def _hide_in_history(opened: Store, ref: str, found: list[KeyChange]) -> list[Ke
 def _hide_in_notes(opened: Store, ref: str, entries: list[CommitInfo]) -> list[CommitInfo]:
     """`log`: the current secret values masked in notes (a token pasted into a note)."""
     ckpt, policy = {"variables": variables_of(opened, ref)}, opened.secrets()
-    return [replace(e, notes=mask_text(e.notes, ckpt, policy)) for e in entries]
+    return [e._replace(notes=mask_text(e.notes, ckpt, policy)) for e in entries]
 
 
 app.command("commit", cls=_CommitOptions)(commit)
