@@ -203,7 +203,9 @@ class ObjectStore:
         base = None
         if stored.codec in BASED:
             if stored.base is None or stored.base == oid:
-                raise CorruptObject(hex_id(oid), f"codec {stored.codec} without a usable base")
+                # None: the base's row is gone (bases are named by row in a SQLite store).
+                what = "itself" if stored.base == oid else "a base that is missing"
+                raise CorruptObject(hex_id(oid), f"codec {stored.codec}, stored against {what}")
             base = self._resolve(stored.base, fetched, resolved, depth + 1)
         resolved[oid] = self.verify(stored, base)
         return resolved[oid]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 from ckptstore import Store
 from ckptstore.backends.base import RefUpdate
+from ckptstore.backends.sqlite import SQLiteBackend
 from ckptstore.dictionary import DICTIONARY_SETTING
 from ckptstore.objects import Commit, Kind, decode_trusted
 from ckptstore.refs import SESSION_PREFIX
@@ -145,3 +148,42 @@ def retention_model(policy: RetentionPolicy, recs: list[CheckpointTime]) -> dict
         for i in first_of_group[: getattr(policy, name)]:
             out.setdefault(valid[i].id, set()).add(name)
     return out
+
+
+@contextmanager
+def deleted(store: Store, oid: bytes) -> Iterator[None]:
+    """Delete one object (damage), then put it back exactly as it was.
+
+    In SQLite the row goes back as it was, row number included: deltas name their base
+    by row, and storing the object again would give it a new one.
+    """
+    if isinstance(store.backend, SQLiteBackend):
+        with closing(sqlite3.connect(store.backend.location)) as conn, conn:
+            row = conn.execute("SELECT * FROM objects WHERE id=?", (oid,)).fetchone()
+            conn.execute("DELETE FROM objects WHERE id=?", (oid,))
+        yield
+        with closing(sqlite3.connect(store.backend.location)) as conn, conn:
+            conn.execute(f"INSERT INTO objects VALUES ({','.join('?' * len(row))})", row)
+    else:
+        stored = store.backend.get_objects([oid])[oid]
+        store.backend.delete_objects([oid])
+        yield
+        assert store.backend.write([stored]).ok
+
+
+def store_again_last(store: Store, oid: bytes) -> None:
+    """Make ``oid`` the last object in storage order, after the deltas stored against it.
+
+    A healthy SQLite store never has that order (a delta's base is stored first, and gc
+    keeps bases), so the row is renumbered there, its dependents following it.
+    """
+    if isinstance(store.backend, SQLiteBackend):
+        with closing(sqlite3.connect(store.backend.location)) as conn, conn:
+            (old,) = conn.execute("SELECT seq FROM objects WHERE id=?", (oid,)).fetchone()
+            (new,) = conn.execute("SELECT max(seq) + 1 FROM objects").fetchone()
+            conn.execute("UPDATE objects SET seq=? WHERE seq=?", (new, old))
+            conn.execute("UPDATE objects SET base=? WHERE base=?", (new, old))
+    else:
+        stored = store.backend.get_objects([oid])[oid]
+        store.backend.delete_objects([oid])
+        assert store.backend.write([stored]).ok

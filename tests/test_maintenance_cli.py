@@ -151,7 +151,8 @@ def test_gc_stops_and_deletes_nothing_when_an_object_is_missing(store_dir: Path)
         before = all_ids(store)
     backdate(store_dir, 7200)
     line = assert_error(ckpt("gc", "--reflog-expiry", "0s", "--store", str(store_dir)), 1)
-    assert tree.hex() in line
+    # the tree, or a newer tree stored as a delta against it (its base is gone)
+    assert tree.hex() in line or "stored against a base that is missing" in line
     assert "deleted nothing" in line
     with Store.open(store_dir) as store:
         assert all_ids(store) == before

@@ -1,17 +1,18 @@
-"""How objects rest: deltas against previous versions, the trained dictionary, format 2."""
+"""How objects rest: deltas against previous versions, the trained dictionary, format 3."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ckptstore import CorruptObject, Store
-from ckptstore.backends.base import StoredObject
-from ckptstore.backends.sqlite import FORMAT_VERSION
+from ckptstore import CorruptObject, Store, StoreNotWritable
+from ckptstore.backends.sqlite import FORMAT_VERSION, SQLiteBackend
 from ckptstore.compression import ZSTD_DELTA, ZSTD_DICT
 from ckptstore.dictionary import DICTIONARY_SETTING, TRAIN_AT, current_dictionary
 from ckptstore.objects import Kind, decode, encode, object_id
@@ -93,9 +94,91 @@ def test_fsck_names_an_object_whose_base_is_missing(store: Store) -> None:
     assert store.backend.delete_objects([delta.base]) == 1
     report = Store(store.backend).fsck()
     missing = [p for p in report.problems if p.kind == "missing"]
-    assert [p.object_id for p in missing] == [delta.base.hex()]
-    assert f"{delta.id.hex()} (as its base)" in missing[0].referenced_by
-    assert not [p for p in report.problems if p.kind == "corrupt"]
+    corrupt = [p for p in report.problems if p.kind == "corrupt"]
+    assert [p.object_id for p in missing] == [delta.base.hex()]  # the trees name it
+    # A delta names its base by row in SQLite: with the row gone, so is the base's id;
+    # both backends then read the delta as stored against nothing, which is corrupt.
+    assert delta.id.hex() in {p.object_id for p in corrupt}
+    assert all("stored against a base that is missing" in p.detail for p in corrupt)
+
+
+def _downgrade(db: Path, version: int) -> None:
+    """Rewrite a store's objects as format ``version`` (1 or 2) had them."""
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute(
+            "CREATE TABLE old(seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE,"
+            " kind INTEGER NOT NULL, codec INTEGER NOT NULL, raw_len INTEGER NOT NULL,"
+            " created_at INTEGER NOT NULL, data BLOB NOT NULL, base BLOB)"
+        )
+        conn.execute(
+            "INSERT INTO old SELECT o.seq, o.id, o.kind, o.codec, o.raw_len, o.created_at,"
+            " o.data, b.id FROM objects o LEFT JOIN objects b ON b.seq = o.base"
+        )
+        conn.execute("DROP TABLE objects")
+        conn.execute("ALTER TABLE old RENAME TO objects")
+        conn.execute("CREATE INDEX objects_by_age ON objects(created_at)")
+        if version == 1:
+            conn.execute("ALTER TABLE objects DROP COLUMN base")
+        conn.execute("UPDATE settings SET value=? WHERE key='format_version'", (str(version),))
+
+
+def _indexes(db: Path) -> set[str]:
+    with closing(sqlite3.connect(db)) as conn:
+        query = "SELECT name FROM sqlite_master WHERE type='index' AND tbl_name='objects'"
+        return {name for (name,) in conn.execute(query)}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_store_is_upgraded_when_opened(tmp_path: Path, version: int) -> None:
+    directory = tmp_path / ".ckpt"
+    db = directory / "store.db"
+    steps = 1 if version == 1 else 6  # format 1 had no deltas
+    with Store.init(directory) as store:
+        made = [store.commit(state(v, tasks=12)).checkpoint_id for v in range(steps)]
+        based = [r for r in rows(store) if r.base is not None]
+        assert bool(based) == (version == 2)
+    _downgrade(db, version)
+    assert "objects_by_age" in _indexes(db)
+    with Store.open(directory) as store:
+        assert store.backend.get_setting("format_version") == str(FORMAT_VERSION)
+        assert [store.load(c)["variables"]["step"] for c in made] == list(range(steps))
+        assert {(r.id, r.base) for r in rows(store) if r.base is not None} == {
+            (r.id, r.base) for r in based
+        }
+        assert store.fsck().ok
+        store.commit(state(steps, tasks=12))
+        assert store.load()["variables"]["plan"] == plan(steps)
+    assert _indexes(db) == {"objects_by_id"}
+
+
+def test_a_missing_base_stays_missing_through_the_upgrade(tmp_path: Path) -> None:
+    directory = tmp_path / ".ckpt"
+    with Store.init(directory) as store:
+        store.commit(state(0, tasks=5))
+        store.commit(state(1, tasks=5))
+        delta = next(r for r in rows(store) if r.codec == ZSTD_DELTA)
+    _downgrade(directory / "store.db", 2)
+    with closing(sqlite3.connect(directory / "store.db")) as conn, conn:
+        conn.execute("DELETE FROM objects WHERE id=?", (delta.base,))
+    with Store.open(directory) as store:
+        problems = {p.object_id: p for p in store.fsck().problems}
+    assert problems[delta.base.hex()].kind == "missing"
+    assert problems[delta.id.hex()].kind == "corrupt"
+    assert "stored against a base that is missing" in problems[delta.id.hex()].detail
+
+
+def test_a_read_only_store_of_an_older_format_is_refused_untouched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / ".ckpt"
+    with Store.init(directory) as store:
+        store.commit(state(0, tasks=5))
+    _downgrade(directory / "store.db", 2)
+    before = (directory / "store.db").read_bytes()
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)  # root can write anyway
+    with pytest.raises(StoreNotWritable, match="format 2"):
+        Store.open(directory)
+    assert (directory / "store.db").read_bytes() == before
 
 
 def test_a_dictionary_is_trained_once_the_store_has_enough_records(store: Store) -> None:
@@ -117,21 +200,6 @@ def test_a_dictionary_is_trained_once_the_store_has_enough_records(store: Store)
     assert used
     assert {r.base for r in used} == {dictionary}
     assert Store(store.backend).load()["tasks"][0]["id"] == "y"
-
-
-def test_a_format_1_store_is_upgraded_when_opened(tmp_path: Path) -> None:
-    directory = tmp_path / ".ckpt"
-    with Store.init(directory) as store:
-        store.commit({"variables": {"a": 1}})
-    with sqlite3.connect(directory / "store.db") as conn:  # what format 1 looked like
-        conn.execute("ALTER TABLE objects DROP COLUMN base")
-        conn.execute("UPDATE settings SET value='1' WHERE key='format_version'")
-    conn.close()
-    with Store.open(directory) as store:
-        assert store.load()["variables"] == {"a": 1}
-        store.commit(state(0, tasks=3))
-        store.commit(state(1, tasks=3))
-        assert store.backend.get_setting("format_version") == str(FORMAT_VERSION)
 
 
 @pytest.mark.parametrize("count", [0, 3])
@@ -203,11 +271,12 @@ def test_a_damaged_link_inside_a_chain_is_named_on_load(store: Store, tmp_path: 
     plan_ids = [object_id(Kind.BLOB, encode(plan(v))) for v in range(6)]
     middle = store.backend.get_objects([plan_ids[3]])[plan_ids[3]]
     assert middle.codec == ZSTD_DELTA
-    damaged = StoredObject(
-        middle.id, middle.kind, middle.codec, middle.raw_len, _flip(middle.data), middle.base
-    )
-    store.backend.delete_objects([middle.id])
-    assert store.backend.write([damaged]).ok
+    if isinstance(store.backend, SQLiteBackend):  # in place: its row is what 4 is based on
+        with closing(sqlite3.connect(store.backend.location)) as conn, conn:
+            conn.execute("UPDATE objects SET data=? WHERE id=?", (_flip(middle.data), middle.id))
+    else:
+        store.backend.delete_objects([middle.id])
+        assert store.backend.write([middle._replace(data=_flip(middle.data))]).ok
     fresh = Store(store.backend)
     # decoded as a whole, the chain does not hash to version 5's id; link by link, the
     # damaged link is found and named

@@ -24,6 +24,7 @@ from ckptstore import (
     StoreNotWritable,
     UnsupportedFormat,
 )
+from ckptstore.backends.base import StoredObject
 from ckptstore.backends.sqlite import APPLICATION_ID, FORMAT_VERSION, Durability, SQLiteBackend
 from ckptstore.compression import RAW, ZSTD
 from ckptstore.location import STORE_FILE
@@ -69,7 +70,7 @@ def filled(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 # --- files that are not (readable) stores ----------------------------------------------
 
 
-@pytest.mark.parametrize("version", ["999", "3", "1.5", "abc", None])
+@pytest.mark.parametrize("version", ["999", str(FORMAT_VERSION + 1), "1.5", "abc", None])
 def test_newer_or_unknown_format_is_refused_and_nothing_is_written(
     filled: tuple[Path, dict[str, Any]], version: str | None
 ) -> None:
@@ -423,3 +424,40 @@ def test_a_deleted_object_row_is_object_not_found(filled: tuple[Path, dict[str, 
             conn.execute(f"INSERT INTO objects VALUES ({','.join('?' * len(row))})", row)
     with Store.open(directory) as store:
         assert store.load() == expected
+
+
+def _object(oid: bytes, base: bytes | None = None) -> StoredObject:
+    return StoredObject(oid, 1, 0 if base is None else 3, 1, b"d", base)
+
+
+def _opened(tmp_path: Path) -> SQLiteBackend:
+    SQLiteBackend.create(tmp_path / STORE_FILE)
+    return SQLiteBackend.open(tmp_path / STORE_FILE)
+
+
+def test_ids_that_share_their_indexed_prefix_are_told_apart(tmp_path: Path) -> None:
+    # The index holds the first 8 bytes of an id; every read compares the whole id.
+    one, two, three, four = (b"\x07" * 8 + bytes([n]) * 24 for n in (1, 2, 3, 4))
+    backend = _opened(tmp_path)
+    assert backend.write([_object(one), _object(two), _object(four, two)]).ok
+    assert backend.has_objects([one, three, four]) == {one, four}
+    assert backend.get_objects([two]) == {two: _object(two)}
+    assert backend.get_chains([four]) == {four: _object(four, two), two: _object(two)}
+    assert backend.find_objects(one, two, 10) == [(one, 1), (two, 1)]
+    assert backend.write([_object(three), _object(one)]).ok  # one again, three new
+    assert backend.delete_objects([one]) == 1
+    assert backend.has_objects([one, two, three]) == {two, three}
+    backend.close()
+
+
+def test_a_loop_of_bases_in_a_damaged_file_still_ends(tmp_path: Path) -> None:
+    one, two, three, own = (bytes([n]) * 32 for n in (1, 2, 3, 8))
+    backend = _opened(tmp_path)
+    assert backend.write([_object(one), _object(two, one), _object(three, two), _object(own)]).ok
+    with raw_db(tmp_path / STORE_FILE) as conn:  # 1 <- 2 <- 3 <- 1, and 8 its own base
+        seq = dict(conn.execute("SELECT id, seq FROM objects").fetchall())
+        conn.execute("UPDATE objects SET base=? WHERE seq=?", (seq[three], seq[one]))
+        conn.execute("UPDATE objects SET base=seq WHERE seq=?", (seq[own],))
+    assert set(backend.get_chains([three])) == {one, two, three}
+    assert backend.get_chains([own]) == {own: _object(own)._replace(base=own)}
+    backend.close()

@@ -38,7 +38,9 @@ class StoredObject(NamedTuple):
     """An object as it rests in a backend: id, kind, codec, uncompressed length, payload.
 
     ``base`` names the object whose bytes the payload was compressed against (a
-    previous version, or a trained dictionary); it must be kept while this one is.
+    previous version, or a trained dictionary); it must be kept while this one is. Read
+    back, ``base`` is None if that object is no longer stored: only damage does that (gc
+    keeps bases), and a backend that names bases by row no longer knows the id.
     """
 
     id: bytes
@@ -203,8 +205,9 @@ class Backend(Protocol):
     ) -> WriteResult:
         """Atomically store ``objects`` and apply ``updates``.
 
-        Nothing is written unless every update's ``old`` matches the ref's current value
-        and every id in ``require`` is stored; the result then names what failed.
+        Nothing is written unless every update's ``old`` matches the ref's current value,
+        every id in ``require`` is stored, and every object's ``base`` is stored or comes
+        earlier in ``objects``; the result then names what failed.
         Storing an object that already exists is not an error (content addressing makes
         it the same object). Each applied update appends one reflog entry.
         """

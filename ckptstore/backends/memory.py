@@ -64,7 +64,13 @@ class MemoryBackend:
         """See :meth:`Backend.get_objects`."""
         with self._lock:
             self._check_open()
-            return {oid: self._objects[oid] for oid in ids if oid in self._objects}
+            return {oid: self._found(self._objects[oid]) for oid in ids if oid in self._objects}
+
+    def _found(self, stored: StoredObject) -> StoredObject:
+        """``stored`` as read back: a base deleted meanwhile (damage) is no base, as in SQLite."""
+        if stored.base is None or stored.base in self._objects:
+            return stored
+        return stored._replace(base=None)
 
     def get_chains(self, ids: Sequence[bytes]) -> dict[bytes, StoredObject]:
         """See :meth:`Backend.get_chains`."""
@@ -76,7 +82,7 @@ class MemoryBackend:
                 oid = todo.pop()
                 stored = self._objects.get(oid)
                 if stored is not None and oid not in out:
-                    out[oid] = stored
+                    out[oid] = self._found(stored)
                     if stored.base is not None:
                         todo.append(stored.base)
             return out
@@ -108,7 +114,7 @@ class MemoryBackend:
             objects = list(self._objects.values())
         dependents = Counter(o.base for o in objects if o.base is not None)
         for stored in objects:
-            yield stored, dependents[stored.id]
+            yield self._found(stored), dependents[stored.id]
 
     def size_hint(self) -> int:
         """See :meth:`Backend.size_hint`."""
@@ -121,7 +127,7 @@ class MemoryBackend:
         with self._lock:
             self._check_open()
             found = [
-                o
+                self._found(o)
                 for o in reversed(self._objects.values())
                 if o.raw_len <= max_raw_len and o.kind in (1, 3)
             ]
@@ -146,6 +152,15 @@ class MemoryBackend:
             missing = frozenset(oid for oid in require if oid not in self._objects)
             if missing:
                 return WriteResult(ok=False, missing=missing)
+            coming: set[bytes] = set()
+            for obj in objects:
+                if (
+                    obj.base is not None
+                    and obj.base not in self._objects
+                    and obj.base not in coming
+                ):
+                    return WriteResult(ok=False, missing=frozenset({obj.base}))
+                coming.add(obj.id)
             now = time.time_ns() // 1000
             for obj in objects:
                 self._objects.setdefault(obj.id, obj)

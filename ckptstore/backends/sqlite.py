@@ -1,21 +1,29 @@
 """SQLiteBackend: the embedded default, one SQLite file in WAL mode.
 
-Schema (format 1)::
+Schema (format 3)::
 
     settings(key TEXT PRIMARY KEY, value TEXT)                 format_version, HEAD, ...
-    objects(seq INTEGER PRIMARY KEY, id BLOB UNIQUE, kind, codec, raw_len, created_at, data)
+    objects(seq INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB, kind, codec, raw_len,
+            created_at, data, base INTEGER)         index: objects_by_id(substr(id, 1, 8))
     refs(name TEXT PRIMARY KEY, id BLOB)                       WITHOUT ROWID
     reflog(seq INTEGER PRIMARY KEY AUTOINCREMENT, name, old, new, at, message)
     pruned(id BLOB PRIMARY KEY, parent_checkpoint, next, skipped)   WITHOUT ROWID
 
-``objects.created_at`` (Unix seconds, refreshed whenever an object is stored again) is
-indexed for gc's grace period; ``pruned`` holds the prune marks (where ``ckpt prune``
-cut a session's history). Stores created before either existed get them lazily.
+``objects.created_at`` is in Unix seconds, refreshed whenever an object is stored again
+(gc's grace period reads it in the scan gc makes anyway, so it has no index);
+``objects.base`` is the row (``seq``) of the object a row is compressed against;
+``pruned`` holds the prune marks (where ``ckpt prune`` cut a session's history).
 
-Objects live in a rowid table with a unique index on ``id`` rather than a WITHOUT
-ROWID table keyed by ``id``: SQLite keeps at most ~1 KiB of a WITHOUT ROWID row on its
-b-tree page, so every object between 1 and 4 KiB would spill into an overflow page of
-its own (measured on the demo workload: 3.1 MiB of pages for 1.7 MiB of objects).
+Objects live in a rowid table rather than a WITHOUT ROWID table keyed by ``id``: SQLite
+keeps at most ~1 KiB of a WITHOUT ROWID row on its b-tree page, so every object between
+1 and 4 KiB would spill into an overflow page of its own (measured on the demo
+workload: 3.1 MiB of pages for 1.7 MiB of objects). Ids are found through an index of
+their first 8 bytes, not of all 32, and a delta names its base by row, not by id: the
+index and the bases were a fifth of the file (format 2 held each id twice and each
+base's id once more; ``docs/architecture.md`` has the figures). Rows that share a
+prefix are told apart by the full id, which every read compares. A row number is never
+used twice (``AUTOINCREMENT``), so a base deleted by damage is reported missing, never
+confused with a later object.
 
 Durability: ``full`` (the default) runs with ``synchronous=FULL``: a commit that
 returned survives a process crash and a power loss. ``fast`` runs with
@@ -33,7 +41,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from ckptstore.backends.base import (
     KindUsage,
@@ -47,6 +55,14 @@ from ckptstore.backends.base import (
 )
 from ckptstore.backends.sqlite_marks import PythonMarks, SQLMarks
 from ckptstore.backends.sqlite_scan import scan_objects
+from ckptstore.backends.sqlite_schema import (
+    APPLICATION_ID,
+    FORMAT_VERSION,
+    PREFIX,
+    PRUNED,
+    SCHEMA,
+    upgrade,
+)
 from ckptstore.errors import (
     CkptError,
     StoreBusy,
@@ -62,60 +78,9 @@ __all__ = ["APPLICATION_ID", "FORMAT_VERSION", "Durability", "MarkStrategy", "SQ
 Durability = Literal["full", "fast"]
 MarkStrategy = Literal["sql", "python"]
 
-FORMAT_VERSION: Final = 2  # 2: objects.base (compressed against another object)
-APPLICATION_ID: Final = 0x636B7074  # "ckpt": lets us tell our files from other SQLite files
 _SYNCHRONOUS: Final = {"full": "FULL", "fast": "NORMAL"}
 _CHAIN_LIMIT: Final = 256  # links followed per chain: ends a loop in a damaged store
 _BATCH: Final = 500  # ids per IN (...) query, well under SQLite's variable limit
-
-_SCHEMA: Final = """
-CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE objects(
-    seq INTEGER PRIMARY KEY,
-    id BLOB NOT NULL UNIQUE,
-    kind INTEGER NOT NULL,
-    codec INTEGER NOT NULL,
-    raw_len INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    data BLOB NOT NULL,
-    base BLOB
-);
-CREATE TABLE refs(name TEXT PRIMARY KEY, id BLOB NOT NULL) WITHOUT ROWID;
-CREATE TABLE reflog(
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    old BLOB,
-    new BLOB,
-    at INTEGER NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE INDEX reflog_by_name ON reflog(name, seq);
-CREATE INDEX objects_by_age ON objects(created_at);
-"""
-# Separate from _SCHEMA so stores created before prune existed get it when first pruned.
-
-_PRUNED: Final = """
-CREATE TABLE IF NOT EXISTS pruned(
-    id BLOB PRIMARY KEY,
-    parent_checkpoint TEXT NOT NULL,
-    next BLOB,
-    skipped INTEGER NOT NULL
-) WITHOUT ROWID
-"""
-
-
-def _upgrade_to_2(conn: sqlite3.Connection) -> None:
-    """Format 1 → 2: objects gain ``base``. Nothing else changes; done once, atomically."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(objects)")}
-        if "base" not in columns:
-            conn.execute("ALTER TABLE objects ADD COLUMN base BLOB")
-        conn.execute("UPDATE settings SET value='2' WHERE key='format_version'")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
 
 
 def _translate(err: sqlite3.Error, path: str, timeout: float) -> CkptError:
@@ -145,7 +110,6 @@ class SQLiteBackend:
         self._read_depth = 0
         self._exclusive_depth = 0
         self._has_pruned = False
-        self._base_column = "base"
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -170,8 +134,8 @@ class SQLiteBackend:
                 conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-                conn.execute(_PRUNED)
+                conn.executescript(SCHEMA)
+                conn.execute(PRUNED)
                 conn.executemany(
                     "INSERT INTO settings(key, value) VALUES (?, ?)",
                     [("format_version", str(FORMAT_VERSION)), ("durability", durability)],
@@ -233,9 +197,15 @@ class SQLiteBackend:
             found = row[0] if row else "unknown"
             if not (found.isdigit() and int(found) <= FORMAT_VERSION):
                 raise UnsupportedFormat(str(path), found, FORMAT_VERSION)
-            if int(found) < 2 and "immutable" not in query:
-                _upgrade_to_2(conn)
-            columns = {row[1] for row in conn.execute("PRAGMA table_info(objects)")}
+            if int(found) < FORMAT_VERSION:
+                if "immutable" in query:
+                    raise StoreNotWritable(
+                        str(path),
+                        f"it is of format {found}, which this version reads only after"
+                        f" upgrading it to format {FORMAT_VERSION}: open it once where it"
+                        " can be written",
+                    )
+                upgrade(conn, busy_timeout)
             if durability is None:
                 row = conn.execute("SELECT value FROM settings WHERE key='durability'").fetchone()
                 durability = "fast" if row and row[0] == "fast" else "full"
@@ -246,10 +216,7 @@ class SQLiteBackend:
         except CkptError:
             conn.close()
             raise
-        backend = cls(conn, path, busy_timeout)
-        # A read-only store of format 1 cannot be upgraded; it has no based objects.
-        backend._base_column = "base" if "base" in columns else "NULL"
-        return backend
+        return cls(conn, path, busy_timeout)
 
     @property
     def location(self) -> str:
@@ -297,63 +264,90 @@ class SQLiteBackend:
                 rows.extend(conn.execute(sql.format(marks=marks), chunk).fetchall())
         return rows
 
+    def _by_id(self, sql: str, ids: Sequence[bytes]) -> list[Any]:
+        """Rows of ``sql`` (its first column the id) whose ``{marks}`` are ``ids``' prefixes.
+
+        The index holds prefixes, so rows of other ids that share one come too: only the
+        rows whose full id was asked for are returned.
+        """
+        wanted = set(ids)
+        prefixes = list(dict.fromkeys(oid[:PREFIX] for oid in wanted))
+        return [row for row in self._select_in(sql, prefixes) if row[0] in wanted]
+
     # --- objects --------------------------------------------------------------------
 
     def get_objects(self, ids: Sequence[bytes]) -> dict[bytes, StoredObject]:
         """See :meth:`Backend.get_objects`."""
-        rows = self._select_in(
-            f"SELECT id, kind, codec, raw_len, data, {self._base_column} FROM objects"
-            " WHERE id IN ({marks})",
+        rows = self._by_id(
+            "SELECT o.id, o.kind, o.codec, o.raw_len, o.data, b.id FROM objects o"
+            " LEFT JOIN objects b ON b.seq = o.base WHERE substr(o.id, 1, 8) IN ({marks})",
             ids,
         )
         return {row[0]: StoredObject(*row) for row in rows}
 
     def get_chains(self, ids: Sequence[bytes]) -> dict[bytes, StoredObject]:
-        """See :meth:`Backend.get_chains`. One recursive query per batch of ids."""
-        if self._base_column != "base":
-            return self.get_objects(ids)  # a format-1 store has no bases
+        """See :meth:`Backend.get_chains`. One recursive query per batch of ids.
+
+        Bases are followed by row number; each base's id is read off the chain's own
+        rows (a base whose row is missing is reported as no base).
+        """
         rows = self._select_in(
-            "WITH RECURSIVE chain(id, kind, codec, raw_len, data, base, n) AS ("
-            "SELECT id, kind, codec, raw_len, data, base, 0 FROM objects WHERE id IN ({marks})"
-            " UNION ALL SELECT o.id, o.kind, o.codec, o.raw_len, o.data, o.base, chain.n + 1"
-            f" FROM chain JOIN objects o ON o.id = chain.base WHERE chain.n < {_CHAIN_LIMIT})"
-            " SELECT id, kind, codec, raw_len, data, base FROM chain",
-            ids,
+            "WITH RECURSIVE chain(seq, id, kind, codec, raw_len, data, base, n) AS ("
+            "SELECT seq, id, kind, codec, raw_len, data, base, 0 FROM objects"
+            " WHERE substr(id, 1, 8) IN ({marks})"
+            " UNION ALL SELECT o.seq, o.id, o.kind, o.codec, o.raw_len, o.data, o.base,"
+            " chain.n + 1 FROM chain JOIN objects o ON o.seq = chain.base"
+            f" WHERE chain.n < {_CHAIN_LIMIT})"
+            " SELECT seq, id, kind, codec, raw_len, data, base FROM chain",
+            list(dict.fromkeys(oid[:PREFIX] for oid in ids)),
         )
-        return {row[0]: StoredObject(*row) for row in rows}
+        by_seq = {row[0]: row for row in rows}
+        id_of = {seq: row[1] for seq, row in by_seq.items()}
+        beyond = {row[6] for row in rows if row[6] is not None and row[6] not in by_seq}
+        if beyond:  # where a chain was cut at _CHAIN_LIMIT (or its base is missing)
+            sql = "SELECT seq, id FROM objects WHERE seq IN ({marks})"
+            id_of.update(self._select_in(sql, list(beyond)))
+        wanted = set(ids)
+        out: dict[bytes, StoredObject] = {}
+        todo = [row for row in rows if row[1] in wanted]  # not a prefix's other ids
+        while todo:
+            _, oid, kind, codec, raw_len, data, base = todo.pop()
+            if oid not in out:
+                out[oid] = StoredObject(oid, kind, codec, raw_len, data, id_of.get(base))
+                if base in by_seq:
+                    todo.append(by_seq[base])
+        return out
 
     def has_objects(self, ids: Sequence[bytes]) -> set[bytes]:
         """See :meth:`Backend.has_objects`."""
-        rows = self._select_in("SELECT id FROM objects WHERE id IN ({marks})", ids)
+        rows = self._by_id("SELECT id FROM objects WHERE substr(id, 1, 8) IN ({marks})", ids)
         return {row[0] for row in rows}
 
     def find_objects(self, low: bytes, high: bytes, limit: int) -> list[tuple[bytes, int]]:
-        """See :meth:`Backend.find_objects`."""
+        """See :meth:`Backend.find_objects` (ids in range have prefixes in range)."""
         with self._guard() as conn:
             return conn.execute(
-                "SELECT id, kind FROM objects WHERE id BETWEEN ? AND ? ORDER BY id LIMIT ?",
-                (low, high, limit),
+                "SELECT id, kind FROM objects WHERE substr(id, 1, 8) BETWEEN ? AND ?"
+                " AND id BETWEEN ? AND ? ORDER BY id LIMIT ?",
+                (low[:PREFIX], high[:PREFIX], low, high, limit),
             ).fetchall()
 
     def iter_ids(self) -> Iterator[bytes]:
-        """See :meth:`Backend.iter_ids`. Pages by id, so it tolerates concurrent deletes."""
-        last = b""
+        """See :meth:`Backend.iter_ids`. Pages by row, so it tolerates concurrent deletes."""
+        last = 0
         while True:
             with self._guard() as conn:
-                page = [
-                    row[0]
-                    for row in conn.execute(
-                        "SELECT id FROM objects WHERE id > ? ORDER BY id LIMIT 10000", (last,)
-                    )
-                ]
+                page = conn.execute(
+                    "SELECT seq, id FROM objects WHERE seq > ? ORDER BY seq LIMIT 10000", (last,)
+                ).fetchall()
             if not page:
                 return
-            yield from page
-            last = page[-1]
+            yield from (oid for _, oid in page)
+            last = page[-1][0]
 
     def scan_objects(self) -> Iterator[tuple[StoredObject, int]]:
         """See :meth:`Backend.scan_objects`. Pages by row number (the order of storing)."""
-        return scan_objects(self, self._base_column)
+        return scan_objects(self)
 
     def size_hint(self) -> int:
         """See :meth:`Backend.size_hint`: the highest row number, an index lookup."""
@@ -365,8 +359,9 @@ class SQLiteBackend:
         """See :meth:`Backend.recent_objects`."""
         with self._guard() as conn:
             rows = conn.execute(
-                f"SELECT id, kind, codec, raw_len, data, {self._base_column} FROM objects"
-                " WHERE raw_len <= ? AND kind IN (1, 3) ORDER BY seq DESC LIMIT ?",
+                "SELECT o.id, o.kind, o.codec, o.raw_len, o.data, b.id FROM objects o"
+                " LEFT JOIN objects b ON b.seq = o.base"
+                " WHERE o.raw_len <= ? AND o.kind IN (1, 3) ORDER BY o.seq DESC LIMIT ?",
                 (max_raw_len, limit),
             ).fetchall()
         return [StoredObject(*row) for row in rows]
@@ -414,15 +409,34 @@ class SQLiteBackend:
             present = self.has_objects(wanted)
             if len(present) != len(wanted):
                 return WriteResult(ok=False, missing=frozenset(wanted) - present)
+        # Rows of the objects already stored and of the bases (a delta names its base by
+        # row, so a base must be stored, or come earlier in this write).
+        named = [o.id for o in objects] + [o.base for o in objects if o.base is not None]
+        rows = dict(
+            self._by_id("SELECT id, seq FROM objects WHERE substr(id, 1, 8) IN ({marks})", named)
+        )
+        coming = set(rows)
+        for o in objects:
+            if o.base is not None and o.base not in coming:
+                return WriteResult(ok=False, missing=frozenset({o.base}))
+            coming.add(o.id)
         seconds = now_ns // 1_000_000_000
         # Re-storing an existing object refreshes its age, so a concurrent gc's grace
         # period protects an old object that a new commit has just started to use again.
-        conn.executemany(
-            "INSERT INTO objects(id, kind, codec, raw_len, created_at, data, base)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET created_at=excluded.created_at",
-            [(o.id, o.kind, o.codec, o.raw_len, seconds, o.data, o.base) for o in objects],
-        )
+        again = [rows[o.id] for o in objects if o.id in rows]
+        if again:
+            conn.executemany(
+                "UPDATE objects SET created_at=? WHERE seq=?", [(seconds, seq) for seq in again]
+            )
+        for o in objects:
+            if o.id not in rows:
+                cursor = conn.execute(
+                    "INSERT INTO objects(id, kind, codec, raw_len, created_at, data, base)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (o.id, o.kind, o.codec, o.raw_len, seconds, o.data,
+                     None if o.base is None else rows[o.base]),
+                )  # fmt: skip
+                rows[o.id] = cast(int, cursor.lastrowid)
         for update in updates:
             if update.new is None:
                 conn.execute("DELETE FROM refs WHERE name=?", (update.name,))
@@ -446,7 +460,8 @@ class SQLiteBackend:
                 chunk = ids[start : start + _BATCH]
                 marks = ",".join("?" * len(chunk))
                 deleted += conn.execute(
-                    f"DELETE FROM objects WHERE id IN ({marks})", chunk
+                    f"DELETE FROM objects WHERE substr(id, 1, 8) IN ({marks}) AND id IN ({marks})",
+                    [oid[:PREFIX] for oid in chunk] + list(chunk),
                 ).rowcount
         return deleted
 
@@ -536,7 +551,7 @@ class SQLiteBackend:
         return self._exclusive()
 
     def young_objects(self, since: int) -> list[bytes]:
-        """See :meth:`Backend.young_objects` (an index range scan)."""
+        """See :meth:`Backend.young_objects`: a scan, as gc's sweep is one anyway."""
         with self._guard() as conn:
             rows = conn.execute("SELECT id FROM objects WHERE created_at >= ?", (since,))
             return [row[0] for row in rows]
@@ -580,7 +595,7 @@ class SQLiteBackend:
     def set_prune_marks(self, marks: Sequence[PruneMark], *, drop: Sequence[bytes] = ()) -> None:
         """See :meth:`Backend.set_prune_marks`."""
         with self._transaction() as conn:
-            conn.execute(_PRUNED)
+            conn.execute(PRUNED)
             for start in range(0, len(drop), _BATCH):
                 chunk = drop[start : start + _BATCH]
                 conn.execute(

@@ -23,8 +23,8 @@ _PAGE: Final = 500  # rows per query: a page of payloads in memory, not the tabl
 _names = itertools.count()  # one temporary table per scan, so scans may overlap
 
 
-def scan_objects(backend: SQLiteBackend, base_column: str) -> Iterator[tuple[StoredObject, int]]:
-    """See :meth:`Backend.scan_objects`; ``base_column`` is ``base``, or ``NULL`` (format 1).
+def scan_objects(backend: SQLiteBackend) -> Iterator[tuple[StoredObject, int]]:
+    """See :meth:`Backend.scan_objects`.
 
     The counts go to a temporary table first (one pass; SQLite sorts them on disk, so
     memory stays bounded at any size), then the rows are paged by row number, which is
@@ -32,19 +32,19 @@ def scan_objects(backend: SQLiteBackend, base_column: str) -> Iterator[tuple[Sto
     """
     table = f"temp.scan_dependents_{next(_names)}"
     with backend._guard() as conn:
-        conn.execute(f"CREATE TABLE {table}(id BLOB PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID")
-        if base_column != "NULL":
-            conn.execute(
-                f"INSERT INTO {table}(id, n)"
-                " SELECT base, count(*) FROM objects WHERE base IS NOT NULL GROUP BY base"
-            )
+        conn.execute(f"CREATE TABLE {table}(seq INTEGER PRIMARY KEY, n INTEGER NOT NULL)")
+        conn.execute(
+            f"INSERT INTO {table}(seq, n)"
+            " SELECT base, count(*) FROM objects WHERE base IS NOT NULL GROUP BY base"
+        )
     try:
         last = 0
         while True:
             with backend._guard() as conn:
                 rows = conn.execute(
-                    f"SELECT o.seq, o.id, o.kind, o.codec, o.raw_len, o.data, {base_column},"
-                    f" coalesce(d.n, 0) FROM objects o LEFT JOIN {table} d ON d.id = o.id"
+                    "SELECT o.seq, o.id, o.kind, o.codec, o.raw_len, o.data, b.id,"
+                    f" coalesce(d.n, 0) FROM objects o LEFT JOIN {table} d ON d.seq = o.seq"
+                    " LEFT JOIN objects b ON b.seq = o.base"
                     " WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
                     (last, _PAGE),
                 ).fetchall()

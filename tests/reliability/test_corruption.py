@@ -59,10 +59,9 @@ def links(store: Store, db: sqlite3.Connection) -> dict[bytes, set[str]]:
     for oid in store.backend.iter_ids():
         for child in references(*store.objects.get(oid)):
             named[child].add(oid.hex())
-    columns = [row[1] for row in db.execute("PRAGMA table_info(objects)")]
-    if "base" in columns:
-        for oid, base in db.execute("SELECT id, base FROM objects WHERE base IS NOT NULL"):
-            named[base].add(f"{oid.hex()} (as its base)")
+    query = "SELECT o.id, b.id FROM objects o JOIN objects b ON b.seq = o.base"
+    for oid, base in db.execute(query):
+        named[base].add(f"{oid.hex()} (as its base)")
     for name, oid in store.backend.list_refs().items():
         named[oid].add(f"ref {name}")
     for entry in store.backend.reflog():
@@ -178,20 +177,31 @@ def test_every_deleted_object_is_reported_with_what_referenced_it(
         for _ in range(DELETIONS):
             oid = rng.choice(ids)
             row = db.execute("SELECT * FROM objects WHERE id=?", (oid,)).fetchone()
+            # A delta names its base by row: once the row is gone, nothing tells which id
+            # the deltas stored against it wanted, so they are reported corrupt by their
+            # own ids, and the deleted object missing with everything else that names it.
+            dependents = {r.split()[0] for r in named[oid] if r.endswith("(as its base)")}
             with db:
                 db.execute("DELETE FROM objects WHERE id=?", (oid,))
             with Store.open(directory) as store:
                 problems = store.fsck().problems
                 (problem,) = [p for p in problems if p.object_id == oid.hex()]
                 assert problem.kind == "missing"
-                assert set(problem.referenced_by) == named[oid]
-                # Anything else reported was stored as a delta against the deleted object.
-                others = [p for p in problems if p is not problem]
-                assert all(p.kind == "corrupt" and oid.hex() in p.detail for p in others)
+                assert set(problem.referenced_by) == {
+                    r for r in named[oid] if not r.endswith("(as its base)")
+                }
+                others = {p.object_id: p for p in problems if p is not problem}
+                assert set(others) == dependents
+                assert all(
+                    p.kind == "corrupt" and "stored against a base that is missing" in p.detail
+                    for p in others.values()
+                )
                 for commit in [c for c, needed in needs.items() if oid in needed]:
                     # ObjectNotFound; RevisionNotFound when the commit named by its id is
-                    # the one deleted; CorruptObject for a delta whose base it was.
-                    with pytest.raises((NotFound, CorruptObject), match=oid.hex()):
+                    # the one deleted; CorruptObject for a delta stored against it.
+                    with pytest.raises(
+                        (NotFound, CorruptObject), match="|".join([oid.hex(), *dependents])
+                    ):
                         store.load(commit)
                     refused += 1
             with db:
@@ -199,8 +209,9 @@ def test_every_deleted_object_is_reported_with_what_referenced_it(
     with Store.open(directory) as store:
         assert_fsck_clean(store)
     figure(
-        f"{DELETIONS} deleted objects: each reported missing by fsck with all it was"
-        f" referenced by; {refused} loads refused naming it"
+        f"{DELETIONS} deleted objects: each reported missing by fsck with all that named"
+        f" it by id, and the deltas stored against it reported corrupt; {refused} loads"
+        " refused naming it or such a delta"
     )
 
 
