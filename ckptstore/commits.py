@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from typing import Any, Final, NamedTuple
 
 from ckptstore.backends.base import PruneMark
+from ckptstore.commit_object import Commit
 from ckptstore.errors import CorruptObject, MalformedData
-from ckptstore.objects import Commit, Kind, ObjectId, decode_trusted, hex_id
+from ckptstore.objects import Kind, ObjectId, decode_trusted, hex_id
 from ckptstore.objectstore import ObjectStore
 
 __all__ = [

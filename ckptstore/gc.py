@@ -35,6 +35,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Final, NamedTuple, TypeAlias
 
 from ckptstore.backends.base import MarkSet, PruneMark
+from ckptstore.commit_object import Commit
 from ckptstore.dictionary import current_dictionary
 from ckptstore.errors import (
     CorruptObject,
@@ -44,7 +45,7 @@ from ckptstore.errors import (
     ObjectNotFound,
 )
 from ckptstore.graph import commit_links, references
-from ckptstore.objects import Commit, Kind, decode_trusted
+from ckptstore.objects import Kind, decode_trusted
 from ckptstore.objectstore import Loaded, ObjectStore
 
 __all__ = [

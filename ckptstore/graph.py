@@ -8,7 +8,8 @@ nothing. gc marks along these links, fsck checks them, stats walks them.
 from __future__ import annotations
 
 from ckptstore.backends.base import PruneMark
-from ckptstore.objects import Commit, Kind, decode, decode_trusted
+from ckptstore.commit_object import Commit
+from ckptstore.objects import Kind, decode, decode_trusted
 from ckptstore.trees import parse_node
 
 __all__ = ["commit_links", "references"]

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 from ckptstore.backends.base import PruneMark
+from ckptstore.commit_object import Commit
 from ckptstore.commits import checkpoint_id_of, read_commit
 from ckptstore.errors import EmptySession, RefConflict
 from ckptstore.gc import (
@@ -35,7 +36,7 @@ from ckptstore.gc import (
     Progress,
     collect_garbage,
 )
-from ckptstore.objects import Commit, ObjectId, hex_id
+from ckptstore.objects import ObjectId, hex_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX, check_name
 from ckptstore.retention import CheckpointTime, RetentionPolicy, apply_policy, checkpoint_time

@@ -17,11 +17,12 @@ from contextlib import suppress
 from typing import Any, Final, TypeAlias
 
 from ckptstore.backends.base import StoredObject
+from ckptstore.commit_object import Commit
 from ckptstore.commits import ORIGINAL_ID_SETTING, CommitInfo, now_iso, read_commit
 from ckptstore.deltas import delta_bases
 from ckptstore.dictionary import current_dictionary, maybe_train
 from ckptstore.errors import CkptError, InvalidCheckpoint, RefConflict
-from ckptstore.objects import Commit, Kind, object_id
+from ckptstore.objects import Kind, object_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import Refs
 from ckptstore.revisions import resolve_revision

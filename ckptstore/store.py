@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ckptstore.backends.base import Backend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
+from ckptstore.commit_object import Commit
 from ckptstore.commits import CommitInfo, iter_history, now_iso, read_commit
 from ckptstore.errors import (
     InvalidCheckpoint,
@@ -23,7 +24,7 @@ from ckptstore.errors import (
     StoreNotWritable,
 )
 from ckptstore.location import STORE_DIR, find_store, store_file
-from ckptstore.objects import Commit, Kind, ObjectId, canonical, copy_value
+from ckptstore.objects import Kind, ObjectId, canonical, copy_value
 from ckptstore.objectstore import ObjectStore
 from ckptstore.publish import edit_build, publish
 from ckptstore.refs import Refs, check_name
@@ -229,7 +230,7 @@ class Store(HistoryMethods, RefMethods, MaintenanceMethods):
         ``parents`` (REFs) builds the checkpoint on ``parents[0]`` instead of the
         session's newest; the session must then end there or not exist yet (``[]``: a
         first checkpoint in a session that must not exist). ``original`` records the
-        store-owned fields of an imported file (see :class:`~ckptstore.objects.Commit`);
+        store-owned fields of an imported file (see :class:`~ckptstore.commit_object.Commit`);
         its ``checkpoint_id`` becomes the checkpoint's id and resolves as a REF.
 
         Raises:

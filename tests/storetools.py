@@ -12,8 +12,9 @@ from typing import Any
 from ckptstore import Store
 from ckptstore.backends.base import RefUpdate
 from ckptstore.backends.sqlite import SQLiteBackend
+from ckptstore.commit_object import Commit
 from ckptstore.dictionary import DICTIONARY_SETTING
-from ckptstore.objects import Commit, Kind, decode_trusted
+from ckptstore.objects import Kind, decode_trusted
 from ckptstore.refs import SESSION_PREFIX
 from ckptstore.retention import CheckpointTime, RetentionPolicy
 from ckptstore.trees import parse_node

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckptstore import Store, treediff, treewalk
+from ckptstore import Store, listdiff, treediff, treewalk
 from ckptstore.backends.memory import MemoryBackend
 from ckptstore.diff import Change, align, apply_changes, diff_states
 from ckptstore.objects import INT_MAX, INT_MIN, Kind, encode
@@ -375,7 +375,7 @@ def test_replacements_in_place_are_what_the_full_alignment_finds(
     old, new = ({"tasks": tasks} for tasks in pair)
     roots = put(store, old), put(store, new)
     changes = diff_trees(store, *roots)
-    with mock.patch.object(treediff, "_in_place", return_value=None):
+    with mock.patch.object(listdiff, "_in_place", return_value=None):
         assert changes == diff_trees(store, *roots)
     assert canonical_state(apply_changes(validate_state(old), changes)) == canonical_state(new)
 
@@ -396,4 +396,4 @@ def test_the_one_pass_alignment_is_difflibs(old: list[int], edits: list[tuple[in
         elif op == 3 and len(new) > 1:
             new.append(new.pop(spot % len(new)))
     expected = [(i1, i2, j1, j2) for tag, i1, i2, j1, j2 in align(old, new) if tag != "equal"]
-    assert treediff._gaps(list(old), new) == expected  # type: ignore[arg-type]
+    assert listdiff._gaps(list(old), new) == expected  # type: ignore[arg-type]

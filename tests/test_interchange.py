@@ -21,7 +21,8 @@ from ckptstore import (
     export_checkpoints,
     import_checkpoints,
 )
-from ckptstore.objects import Commit, decode
+from ckptstore.commit_object import Commit
+from ckptstore.objects import decode
 
 T0 = "2026-01-23T10:00:00"
 

@@ -31,6 +31,7 @@ OPTIONAL_FRAMEWORKS = frozenset({"langgraph", "langchain_core"})
 LAYERS: dict[str, int] = {
     "errors": 0,
     "objects": 1,
+    "commit_object": 1,  # the commit object's encoding
     "compression": 1,
     "backends": 1,
     "location": 1,
@@ -50,6 +51,7 @@ LAYERS: dict[str, int] = {
     "config": 3,  # reads <store dir>/config.toml; builds summary task types
     "diff": 3,  # pure: changes between states
     "treediff": 3,  # the same changes, from a walk over two trees
+    "listdiff": 3,  # treediff's list sections
     "treewalk": 3,  # two trees walked where they differ (treediff and deltas share it)
     "deltas": 3,  # which old object each new one replaces (for delta compression)
     "dictionary": 2,  # the store's trained zstd dictionary

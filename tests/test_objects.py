@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ckptstore.commit_object import Commit
 from ckptstore.errors import CkptError, InvalidValue, MalformedData
 from ckptstore.objects import (
     MAX_DEPTH,
-    Commit,
     Kind,
     canonical,
     decode,

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 from ckptstore.backends.base import RefUpdate
+from ckptstore.commit_object import Commit
 from ckptstore.commits import CommitInfo, iter_history
 from ckptstore.errors import InvalidOption, RefConflict, RefExists
 from ckptstore.integrations.lg_threads import (
@@ -28,7 +29,7 @@ from ckptstore.integrations.lg_threads import (
     thread_sessions,
 )
 from ckptstore.integrations.lg_tree import TreeReader
-from ckptstore.objects import Commit, Kind, object_id
+from ckptstore.objects import Kind, object_id
 from ckptstore.refs import SESSION_PREFIX
 from ckptstore.store import Store
 

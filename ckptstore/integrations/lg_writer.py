@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
+from ckptstore.commit_object import Commit
 from ckptstore.commits import now_iso
 from ckptstore.errors import RefConflict
 from ckptstore.integrations.lg_threads import (
@@ -29,7 +30,7 @@ from ckptstore.integrations.lg_threads import (
 )
 from ckptstore.integrations.lg_tree import TreeReader
 from ckptstore.integrations.lg_values import ValueCodec
-from ckptstore.objects import Commit, Kind, object_id, pack_canonical
+from ckptstore.objects import Kind, object_id, pack_canonical
 from ckptstore.refs import SESSION_PREFIX
 from ckptstore.store import Store
 from ckptstore.trees import Entry, store_value

@@ -29,11 +29,12 @@ from ckpt_cli.inputs import read_state as read_state_file
 from ckptstore import CkptError, CorruptObject, InvalidCheckpoint, Store
 from ckptstore.backends.base import StoredObject
 from ckptstore.backends.memory import MemoryBackend
+from ckptstore.commit_object import Commit
 from ckptstore.commits import now_iso
 from ckptstore.compression import MAX_OBJECT_BYTES, RAW, ZSTD, Codec
 from ckptstore.errors import InvalidInput, MalformedData
 from ckptstore.graph import references
-from ckptstore.objects import Commit, Kind, decode, decode_trusted, encode, object_id
+from ckptstore.objects import Kind, decode, decode_trusted, encode, object_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import Refs
 from ckptstore.snapshot import read_state, validate_state
