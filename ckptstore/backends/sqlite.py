@@ -38,26 +38,23 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 from ckptstore.backends.base import (
-    KindUsage,
-    MarkSet,
-    PruneMark,
     ReflogEntry,
     RefUpdate,
     StoredObject,
-    Usage,
     WriteResult,
 )
-from ckptstore.backends.sqlite_marks import PythonMarks, SQLMarks
+from ckptstore.backends.sqlite_maintenance import MarkStrategy, SQLiteMaintenance
 from ckptstore.backends.sqlite_scan import scan_objects
 from ckptstore.backends.sqlite_schema import (
     APPLICATION_ID,
     FORMAT_VERSION,
+    IN_BATCH,
     PREFIX,
     PRUNED,
     SCHEMA,
@@ -76,11 +73,9 @@ from ckptstore.errors import (
 __all__ = ["APPLICATION_ID", "FORMAT_VERSION", "Durability", "MarkStrategy", "SQLiteBackend"]
 
 Durability = Literal["full", "fast"]
-MarkStrategy = Literal["sql", "python"]
 
 _SYNCHRONOUS: Final = {"full": "FULL", "fast": "NORMAL"}
 _CHAIN_LIMIT: Final = 256  # links followed per chain: ends a loop in a damaged store
-_BATCH: Final = 500  # ids per IN (...) query, well under SQLite's variable limit
 
 
 def _translate(err: sqlite3.Error, path: str, timeout: float) -> CkptError:
@@ -99,7 +94,7 @@ def _translate(err: sqlite3.Error, path: str, timeout: float) -> CkptError:
     return StoreDamaged(path, f"{type(err).__name__}: {err}")
 
 
-class SQLiteBackend:
+class SQLiteBackend(SQLiteMaintenance):
     """Objects, refs and reflog in one SQLite file. Use :meth:`create` or :meth:`open`."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, busy_timeout: float) -> None:
@@ -258,8 +253,8 @@ class SQLiteBackend:
     def _select_in(self, sql: str, ids: Sequence[bytes]) -> list[Any]:
         rows: list[Any] = []
         with self._guard() as conn:
-            for start in range(0, len(ids), _BATCH):
-                chunk = ids[start : start + _BATCH]
+            for start in range(0, len(ids), IN_BATCH):
+                chunk = ids[start : start + IN_BATCH]
                 marks = ",".join("?" * len(chunk))
                 rows.extend(conn.execute(sql.format(marks=marks), chunk).fetchall())
         return rows
@@ -456,8 +451,8 @@ class SQLiteBackend:
         """See :meth:`Backend.delete_objects`."""
         deleted = 0
         with self._transaction() as conn:
-            for start in range(0, len(ids), _BATCH):
-                chunk = ids[start : start + _BATCH]
+            for start in range(0, len(ids), IN_BATCH):
+                chunk = ids[start : start + IN_BATCH]
                 marks = ",".join("?" * len(chunk))
                 deleted += conn.execute(
                     f"DELETE FROM objects WHERE substr(id, 1, 8) IN ({marks}) AND id IN ({marks})",
@@ -517,7 +512,7 @@ class SQLiteBackend:
                 (key, value),
             )
 
-    # --- maintenance ----------------------------------------------------------------
+    # --- write transactions ---------------------------------------------------------
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -536,128 +531,6 @@ class SQLiteBackend:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
-
-    @contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        with self._transaction():
-            self._exclusive_depth += 1
-            try:
-                yield
-            finally:
-                self._exclusive_depth -= 1
-
-    def exclusive(self) -> AbstractContextManager[None]:
-        """See :meth:`Backend.exclusive`: one ``BEGIN IMMEDIATE`` transaction."""
-        return self._exclusive()
-
-    def young_objects(self, since: int) -> list[bytes]:
-        """See :meth:`Backend.young_objects`: a scan, as gc's sweep is one anyway."""
-        with self._guard() as conn:
-            rows = conn.execute("SELECT id FROM objects WHERE created_at >= ?", (since,))
-            return [row[0] for row in rows]
-
-    def drop_reflog(self, *, before: int | None = None, targets: Collection[bytes] = ()) -> int:
-        """See :meth:`Backend.drop_reflog`."""
-        dropped = 0
-        wanted = list(dict.fromkeys(targets))
-        with self._transaction() as conn:
-            if before is not None:
-                dropped += conn.execute("DELETE FROM reflog WHERE at < ?", (before,)).rowcount
-            for start in range(0, len(wanted), _BATCH):
-                chunk = wanted[start : start + _BATCH]
-                marks = ",".join("?" * len(chunk))
-                dropped += conn.execute(
-                    f"DELETE FROM reflog WHERE new IN ({marks})", chunk
-                ).rowcount
-        return dropped
-
-    def _pruned_exists(self, conn: sqlite3.Connection) -> bool:
-        # Only a positive answer is cached: another process may create the table later.
-        if not self._has_pruned:
-            row = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='pruned'"
-            ).fetchone()
-            self._has_pruned = row is not None
-        return self._has_pruned
-
-    def prune_marks(self, ids: Sequence[bytes] | None = None) -> dict[bytes, PruneMark]:
-        """See :meth:`Backend.prune_marks`."""
-        sql = "SELECT id, parent_checkpoint, next, skipped FROM pruned"
-        with self._guard() as conn:
-            if not self._pruned_exists(conn):
-                return {}
-            if ids is None:
-                rows = conn.execute(sql).fetchall()
-            else:
-                rows = self._select_in(sql + " WHERE id IN ({marks})", ids)
-        return {row[0]: PruneMark(*row) for row in rows}
-
-    def set_prune_marks(self, marks: Sequence[PruneMark], *, drop: Sequence[bytes] = ()) -> None:
-        """See :meth:`Backend.set_prune_marks`."""
-        with self._transaction() as conn:
-            conn.execute(PRUNED)
-            for start in range(0, len(drop), _BATCH):
-                chunk = drop[start : start + _BATCH]
-                conn.execute(
-                    f"DELETE FROM pruned WHERE id IN ({','.join('?' * len(chunk))})", chunk
-                )
-            conn.executemany(
-                "INSERT OR REPLACE INTO pruned(id, parent_checkpoint, next, skipped)"
-                " VALUES (?, ?, ?, ?)",
-                [(m.id, m.parent_checkpoint, m.next, m.skipped) for m in marks],
-            )
-
-    @contextmanager
-    def _marks(self, strategy: MarkStrategy) -> Iterator[MarkSet]:
-        marks: SQLMarks | PythonMarks
-        marks = SQLMarks(self) if strategy == "sql" else PythonMarks(self)
-        try:
-            yield marks
-        finally:
-            marks.close()
-
-    def marks(self, *, strategy: MarkStrategy = "sql") -> AbstractContextManager[MarkSet]:
-        """See :meth:`Backend.marks`.
-
-        ``sql`` keeps the marks in a temporary table (memory bounded by SQLite's page
-        cache; the sweep is one ``DELETE``); ``python`` keeps them in a Python set
-        (``benchmarks/gc_scale.py`` compares the two).
-        """
-        return self._marks(strategy)
-
-    def reclaim(self, *, compact: bool = False) -> None:
-        """``PRAGMA incremental_vacuum`` (or, to ``compact``, ``VACUUM``), then checkpoint.
-
-        The incremental vacuum returns the pages gc emptied. Rows deleted from pages
-        that also hold live rows leave those pages partly empty, and only ``VACUUM``
-        (a rewrite of the whole file) gives that space back. The checkpoint gives up
-        after a second if readers hold old snapshots; the file then shrinks at a later
-        checkpoint.
-        """
-        with self._guard() as conn:
-            if self._exclusive_depth or self._read_depth:
-                raise RuntimeError("reclaim() inside a transaction")
-            # executescript steps the pragma to completion (execute frees one page only).
-            conn.executescript("VACUUM;" if compact else "PRAGMA incremental_vacuum;")
-            conn.execute("PRAGMA busy_timeout = 1000")
-            try:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-            finally:
-                conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-
-    def usage(self) -> Usage:
-        """See :meth:`Backend.usage`: one scan of the objects table; file and WAL sizes."""
-        with self._guard() as conn:
-            rows = conn.execute(
-                "SELECT kind, count(*), sum(length(data)), sum(raw_len) FROM objects"
-                " GROUP BY kind ORDER BY kind"
-            ).fetchall()
-        disk = sum(
-            os.stat(f"{self._path}{suffix}").st_size
-            for suffix in ("", "-wal")
-            if os.path.exists(f"{self._path}{suffix}")
-        )
-        return Usage({kind: KindUsage(n, stored, raw) for kind, n, stored, raw in rows}, disk)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -9,16 +9,15 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 from ckptstore.backends.base import Swept
+from ckptstore.backends.sqlite_schema import IN_BATCH
 
 if TYPE_CHECKING:
     from ckptstore.backends.sqlite import SQLiteBackend
 
 __all__ = ["PythonMarks", "SQLMarks"]
-
-_BATCH: Final = 500  # ids per IN (...) query, well under SQLite's variable limit
 
 
 def _sweeping(backend: SQLiteBackend, dry_run: bool) -> AbstractContextManager[sqlite3.Connection]:
@@ -47,8 +46,8 @@ class SQLMarks:
         wanted = list(dict.fromkeys(ids))
         new: list[bytes] = []
         with self._backend._guard() as conn:
-            for start in range(0, len(wanted), _BATCH):
-                chunk = wanted[start : start + _BATCH]
+            for start in range(0, len(wanted), IN_BATCH):
+                chunk = wanted[start : start + IN_BATCH]
                 marks = ",".join("?" * len(chunk))
                 known = {
                     row[0]
@@ -112,8 +111,8 @@ class PythonMarks:
                 )
                 if oid not in self._marked
             ]
-            for start in range(0, len(doomed), _BATCH):
-                chunk = doomed[start : start + _BATCH]
+            for start in range(0, len(doomed), IN_BATCH):
+                chunk = doomed[start : start + IN_BATCH]
                 marks = ",".join("?" * len(chunk))
                 n, stored = conn.execute(
                     "SELECT count(*), coalesce(sum(length(data)), 0) FROM objects"

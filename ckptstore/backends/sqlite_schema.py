@@ -14,6 +14,7 @@ __all__ = [
     "APPLICATION_ID",
     "BY_ID",
     "FORMAT_VERSION",
+    "IN_BATCH",
     "OBJECTS_TABLE",
     "PREFIX",
     "PRUNED",
@@ -23,6 +24,7 @@ __all__ = [
 
 FORMAT_VERSION: Final = 3  # 2: objects.base; 3: bases by row, ids indexed by prefix
 APPLICATION_ID: Final = 0x636B7074  # "ckpt": lets us tell our files from other SQLite files
+IN_BATCH: Final = 500  # ids per IN (...) query, well under SQLite's variable limit
 
 OBJECTS_TABLE: Final = """
 CREATE TABLE {name}(
