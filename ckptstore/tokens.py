@@ -83,8 +83,35 @@ class Estimator(NamedTuple):
     budget_share: float = 1.0
 
 
+# No piece runs past a newline followed by a character that is not whitespace: only
+# ``\s+`` takes a newline, and it stops there. So a long text's count is the sum of the
+# counts of its stretches between such places, and the lines an edit left alone (a plan
+# or a log a commit changed by a few words) need no scan: they are remembered.
+_BOUNDARY = re.compile(r"(?<=\n)(?=\S)")
+_LONG: Final = 4096  # characters: shorter texts are scanned whole
+_STRETCH_MAX: Final = 1024  # characters of a stretch worth remembering
+_STRETCHES_MAX: Final = 1 << 14  # remembered stretches: at most ~16 M characters
+_stretches: dict[str, int] = {}
+
+
+def _pieces(text: str) -> int:
+    if len(text) < _LONG:
+        return len(_PIECE.findall(text))
+    total = 0
+    for stretch in _BOUNDARY.split(text):
+        count = _stretches.get(stretch)
+        if count is None:
+            count = len(_PIECE.findall(stretch))
+            if len(stretch) <= _STRETCH_MAX:
+                if len(_stretches) >= _STRETCHES_MAX:
+                    _stretches.clear()  # cheaper than LRU bookkeeping
+                _stretches[stretch] = count
+        total += count
+    return total
+
+
 def _heuristic(text: str) -> int:
-    tokens = max(len(_PIECE.findall(text)), -(-len(text) // 4))
+    tokens = max(_pieces(text), -(-len(text) // 4))
     if not text.isascii():
         tokens += 2 * len(_ASTRAL.findall(text))
     return tokens

@@ -6,12 +6,13 @@ import json
 import re
 import statistics
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ckptstore import ContextSummarizer, InvalidSetting
+from ckptstore import ContextSummarizer, InvalidSetting, tokens
 from ckptstore.demo import simulate
 from ckptstore.objects import pack_canonical
 from ckptstore.summary import LEVELS
@@ -61,6 +62,53 @@ def test_the_fast_spelling_splits_every_character_like_the_plain_one() -> None:
         f"{c} {c}a{c}A{c}" for c in map(chr, range(0x110000)) if not 0xD800 <= ord(c) <= 0xDFFF
     )
     assert _PIECE.findall(text) == PLAIN_PIECE.findall(text)
+
+
+# Text where the places a long text is cut at are frequent: newlines, every kind of
+# whitespace next to them, and each class of piece.
+EDGY_TEXT = st.text(
+    st.sampled_from(
+        [*"\n\n\n\r\t \x0b\x0c\x1c\x1f\x85\xa0\u2028\u3000aZbQ09_:-.{", "é", "ж", "中", "🚀"]
+    ),
+    max_size=300,
+)
+
+
+def whole_count(text: str) -> int:
+    """The heuristic's count with the text scanned in one piece."""
+    tokens = max(len(_PIECE.findall(text)), -(-len(text) // 4))
+    return tokens + 2 * sum(1 for c in text if ord(c) > 0xFFFF)
+
+
+@given(st.lists(EDGY_TEXT | ANY_TEXT, min_size=1, max_size=4))
+def test_a_long_text_counts_the_same_stretch_by_stretch(versions: list[str]) -> None:
+    # Every text is "long" here, so each is cut, and later versions meet remembered
+    # stretches (shared lines of the earlier ones).
+    with mock.patch.object(tokens, "_LONG", 0), mock.patch.object(tokens, "_stretches", {}):
+        for text in [*versions, "\n".join(versions), "".join(versions)]:
+            assert HEURISTIC.count(text) == whole_count(text)
+
+
+def test_lines_an_edit_left_alone_are_not_scanned_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(tokens, "_stretches", {})
+    plan = "\n".join(f"{i}. Provision the vault, then verify it (step {i})" for i in range(400))
+    edited = plan.replace("(step 200)", "(step 200, done: evidence recorded)")
+    assert HEURISTIC.count(plan) == whole_count(plan)
+    scanned: list[str] = []
+    real = tokens._PIECE
+
+    class Counting:
+        def findall(self, text: str) -> list[str]:
+            scanned.append(text)
+            return real.findall(text)
+
+    monkeypatch.setattr(tokens, "_PIECE", Counting())
+    assert HEURISTIC.count(edited) == whole_count(edited)
+    assert scanned == [
+        "200. Provision the vault, then verify it (step 200, done: evidence recorded)\n"
+    ]
 
 
 @given(ANY_TEXT)
