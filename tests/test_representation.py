@@ -149,6 +149,8 @@ def test_an_older_store_is_upgraded_when_opened(tmp_path: Path, version: int) ->
         store.commit(state(steps, tasks=12))
         assert store.load()["variables"]["plan"] == plan(steps)
     assert _indexes(db) == {"objects_by_id"}
+    with closing(sqlite3.connect(db)) as conn:  # the old table's pages were given back
+        assert conn.execute("PRAGMA freelist_count").fetchone() == (0,)
 
 
 def test_a_missing_base_stays_missing_through_the_upgrade(tmp_path: Path) -> None:

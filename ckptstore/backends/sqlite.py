@@ -399,17 +399,16 @@ class SQLiteBackend(SQLiteMaintenance):
             current = row[0] if row else None
             if current != update.old:
                 return WriteResult(ok=False, conflict=update.name, found=current)
-        if require:
-            wanted = list(dict.fromkeys(require))
-            present = self.has_objects(wanted)
-            if len(present) != len(wanted):
-                return WriteResult(ok=False, missing=frozenset(wanted) - present)
-        # Rows of the objects already stored and of the bases (a delta names its base by
-        # row, so a base must be stored, or come earlier in this write).
-        named = [o.id for o in objects] + [o.base for o in objects if o.base is not None]
+        # One lookup: the required ids, the objects already stored, and the bases (a
+        # delta names its base by row, so a base must be stored or come earlier here).
+        named = [*require, *(o.id for o in objects)]
+        named += [o.base for o in objects if o.base is not None]
         rows = dict(
             self._by_id("SELECT id, seq FROM objects WHERE substr(id, 1, 8) IN ({marks})", named)
         )
+        missing = frozenset(oid for oid in require if oid not in rows)
+        if missing:
+            return WriteResult(ok=False, missing=missing)
         coming = set(rows)
         for o in objects:
             if o.base is not None and o.base not in coming:
