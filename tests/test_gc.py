@@ -51,6 +51,27 @@ def test_gc_removes_exactly_what_nothing_reaches(store: Store) -> None:
     assert store.fsck().ok
 
 
+def test_gc_reads_trees_in_batches_not_commit_by_commit(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A session's history is a chain of commits, each naming the next. The mark must
+    # not read each commit's tree along with it (batches of a handful of objects, each
+    # costing queries and its own pass down the delta chains): the trees wait, and the
+    # root trees of all 30 commits are read together.
+    fill(store, 30)
+    sizes: list[int] = []
+    get_objects = store.backend.get_objects
+
+    def spy(ids: list[bytes]) -> object:
+        sizes.append(len(ids))
+        return get_objects(ids)
+
+    monkeypatch.setattr(store.backend, "get_objects", spy)
+    stats = store.gc(grace=0, reflog_expiry=0, now=later())
+    assert stats.objects_reachable == len(reachable(store))
+    assert max(sizes) >= 30
+
+
 def test_a_second_gc_right_after_the_first_deletes_nothing(store: Store) -> None:
     fill(store)
     make_garbage(store)
