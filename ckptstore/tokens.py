@@ -196,7 +196,7 @@ def estimate_value(value: Any, *, using: Estimator | None = None) -> int:
     return count(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
-_ENTRY_CACHE: dict[tuple[Estimator, str | None, bytes], int] = {}
+_ENTRY_CACHE: dict[tuple[str, str | None, bytes], int] = {}
 _ENTRY_CACHE_MAX: Final = 1 << 16
 
 
@@ -217,7 +217,7 @@ def estimate_entry(
     using = using or estimator()
     if fingerprint is None:
         return estimate_value(value, using=using) + (using.count(key) + 1 if key is not None else 0)
-    cache_key = (using, key, fingerprint)
+    cache_key = (using.name, key, fingerprint)
     found = _ENTRY_CACHE.get(cache_key)
     if found is None:
         found = estimate_entry(key, value, using=using)

@@ -282,3 +282,17 @@ def test_a_commit_estimates_only_the_entries_it_changed(
     assert second.estimated_tokens == first.estimated_tokens + HEURISTIC.count(seen[0]) - (
         HEURISTIC.count(seen[0].replace('"completed"', '"pending"'))
     )
+
+
+def test_remembered_estimates_are_not_walked_by_every_garbage_collection() -> None:
+    # The cache holds tens of thousands of entries in a long session; keys that hold
+    # the estimator (a tuple with a function) stayed tracked, and every full collection
+    # of the user's process walked them all (commits paused up to twice as long).
+    import gc
+
+    tokens._ENTRY_CACHE.clear()
+    for i in range(50):
+        tokens.estimate_entry(f"k{i}", f"value {i}", fingerprint=bytes([i]) * 32)
+    gc.collect()
+    assert len(tokens._ENTRY_CACHE) == 50
+    assert not any(gc.is_tracked(key) for key in tokens._ENTRY_CACHE)
