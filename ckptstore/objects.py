@@ -294,6 +294,8 @@ def _unfit(value: Any) -> str | None:
                 return "msgpack extension type -1 (timestamp) is not allowed"
         if containers and depth == MAX_DEPTH:
             return f"nested deeper than {MAX_DEPTH} levels"
+        if not inner:
+            break  # not a level more to look at: no reason to count up to MAX_DEPTH
         level = inner
     return None
 

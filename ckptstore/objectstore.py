@@ -390,12 +390,22 @@ class ObjectStore:
         return best
 
 
+# A store has a handful of dictionaries, and every small object read or written names
+# one: decoding its 32 KiB each time was most of what retraining and loads spent on them.
+_DICTIONARIES: dict[bytes, bytes | None] = {}
+
+
 def _dictionary_bytes(loaded: Loaded | None) -> bytes | None:
     """The zstd dictionary an object holds (a blob whose value is the dictionary's bytes)."""
     if loaded is None or loaded.kind != Kind.BLOB:
         return None
+    if loaded.data in _DICTIONARIES:
+        return _DICTIONARIES[loaded.data]
     try:
         value = decode_trusted(loaded.data)
     except MalformedData:
-        return None
-    return value if isinstance(value, bytes) else None
+        value = None
+    if len(_DICTIONARIES) >= 16:
+        _DICTIONARIES.clear()
+    _DICTIONARIES[loaded.data] = value if isinstance(value, bytes) else None
+    return _DICTIONARIES[loaded.data]
