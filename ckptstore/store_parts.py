@@ -1,7 +1,7 @@
 """What the Store facade's mixins use of the facade, declared once for the type checker.
 
-The mixins are ``store_history``, ``store_refs`` and ``store_maintenance``;
-:class:`ckptstore.Store` sets these parts.
+The mixins are ``store_capture``, ``store_history``, ``store_refs`` and
+``store_maintenance``; :class:`ckptstore.Store` sets these parts.
 """
 
 from __future__ import annotations

@@ -69,6 +69,7 @@ LAYERS: dict[str, int] = {
     "session": 3,  # auto-checkpoint hooks over anything with Store.capture's shape
     "store": 4,
     "store_parts": 4,  # what the facade's mixins use of it (declarations only)
+    "store_capture": 4,  # the facade's capture (ckpt commit's collectors) and hooks
     "store_history": 4,  # the facade's history methods (Store mixes them in)
     "store_refs": 4,  # the facade's sessions and tags
     "store_maintenance": 4,  # the facade's gc, prune, fsck, stats
