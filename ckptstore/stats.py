@@ -1,11 +1,21 @@
 """Store statistics: what the store holds, and how much deduplication and compression save.
 
-*Logical bytes* are what the checkpoints would take as JSON files: for each checkpoint
-reachable from a ref (every session's history and every tag, each checkpoint once), the
-size of what ``load`` returns as compact UTF-8 JSON (``separators=(",", ":")``),
-summed. *Unique
-bytes* are the canonical bytes of the distinct objects those checkpoints use, *stored
-bytes* what those objects occupy compressed. So::
+*Checkpoints* are the commits reachable from a ref (every session's history and every
+tag), each counted once, except the LangGraph saver's *events* that are not a
+checkpoint (:mod:`ckptstore.event_commits`): the saver writes one commit per call, and
+the newest event of a checkpoint id in a log is that checkpoint, its pending writes
+included. So in a log the saver wrote, an event counts as a checkpoint when some ref's
+history has no newer event of its checkpoint id and it is not writes that came before
+their checkpoint (``early-writes``): what LangGraph's ``list`` returns, each state once.
+The other events (in a thread without tags or copies, one per ``put_writes`` call) are
+counted as ``events``.
+
+*Logical bytes* are what the checkpoints would take as JSON files: for each checkpoint,
+the size of what ``load`` returns as compact UTF-8 JSON (``separators=(",", ":")``),
+summed; the events, states a checkpoint went through on its way, add nothing. *Unique
+bytes* are the canonical bytes of the distinct objects every reachable commit uses,
+events included (what gc keeps), *stored bytes* what those objects occupy compressed.
+So::
 
     logical / stored = (logical / unique) * (unique / stored) = dedup * compression
 
@@ -22,6 +32,7 @@ from typing import Any, NamedTuple
 
 from ckptstore.backends.base import Backend
 from ckptstore.commits import CommitInfo, iter_history
+from ckptstore.event_commits import EARLY, parse_event
 from ckptstore.gc import Progress
 from ckptstore.objects import Kind, decode_value
 from ckptstore.objectstore import ObjectStore
@@ -64,13 +75,17 @@ class StoreStats(NamedTuple):
     sessions: int
     tags: int
     checkpoints: int
+    """Commits reachable from refs, each once, but the LangGraph events below."""
     objects: dict[str, dict[str, int]]
     """Every object in the store by kind: ``count``, ``stored_bytes``, ``raw_bytes``."""
     disk_bytes: int
     logical_bytes: int
+    """The checkpoints as JSON (events excluded): see the module docstring."""
     unique_bytes: int
     stored_bytes: int
     largest: Sequence[LargeEntry] = ()
+    events: int = 0
+    """LangGraph events that are not a checkpoint (superseded states, early writes)."""
 
     @property
     def dedup_ratio(self) -> float:
@@ -93,6 +108,7 @@ class StoreStats(NamedTuple):
             "sessions": self.sessions,
             "tags": self.tags,
             "checkpoints": self.checkpoints,
+            "events": self.events,
             "objects": self.objects,
             "disk_bytes": self.disk_bytes,
             "logical_bytes": self.logical_bytes,
@@ -142,6 +158,11 @@ class _Sizer:
                         self.blobs[oid] = json_size(decode_value(oid, data))
                         self.fresh.add(oid)
             level = list(dict.fromkeys(c for c in found if not self._known(c)))
+
+    def include(self, root: bytes) -> None:
+        """Read the objects under ``root`` (for unique and stored bytes) without sizing it."""
+        if root not in self.roots:
+            self.load(root)
 
     def checkpoint_size(self, info: CommitInfo) -> int:
         """The size of ``load(info)`` as compact JSON."""
@@ -236,15 +257,52 @@ class _Sizer:
         ]
 
 
-def _commits(objects: ObjectStore, starts: Iterable[bytes]) -> list[CommitInfo]:
-    """Every checkpoint reachable from ``starts``, once each."""
-    seen: dict[str, CommitInfo] = {}
-    for start in starts:
-        for info in iter_history(objects, start):
-            if info.id in seen:
-                break  # the rest of this history was walked from another ref
-            seen[info.id] = info
-    return list(seen.values())
+def _commits(objects: ObjectStore, starts: Iterable[bytes]) -> tuple[list[CommitInfo], set[str]]:
+    """Every commit reachable from ``starts`` (once each), and the events that are checkpoints.
+
+    An event is a checkpoint if it is the newest event of its checkpoint id in some
+    start's history and not ``early-writes``. A walk stops where it meets a commit an
+    earlier walk read, unless that walk had met, above that commit, events of checkpoint
+    ids this one has not: below, the newest event of each of those ids is still a
+    checkpoint seen from here (a tag on an older event, a copied thread), so the walk
+    goes on until it has met them all. In a store without events no walk goes further
+    than the first commit read before.
+    """
+    seen: dict[str, tuple[int, int]] = {}  # commit id -> (walk, position in it)
+    met: list[dict[str, int]] = []  # per walk: checkpoint id -> position of its newest event
+    found: list[CommitInfo] = []
+    current: set[str] = set()
+    for walk, start in enumerate(starts):
+        newest: dict[str, int] = {}
+        met.append(newest)
+        pending: set[str] | None = None  # ids still looked for below a commit read before
+        for position, info in enumerate(iter_history(objects, start)):
+            if pending is None:
+                if info.id in seen:
+                    earlier, at = seen[info.id]
+                    pending = {c for c, p in met[earlier].items() if p < at} - newest.keys()
+                    if not pending:
+                        break  # the rest of this history was walked from another ref
+                else:
+                    seen[info.id] = (walk, position)
+                    found.append(info)
+            event = parse_event(info.session, info.notes)
+            if event is None:
+                continue
+            kind, checkpoint = event
+            if pending is not None:
+                if checkpoint not in pending:
+                    continue
+                pending.discard(checkpoint)
+            elif checkpoint in newest:
+                continue
+            else:
+                newest[checkpoint] = position
+            if kind != EARLY:
+                current.add(info.id)
+            if pending is not None and not pending:
+                break
+    return found, current
 
 
 def _stored_bytes(backend: Backend, content: list[bytes], commits: list[bytes]) -> tuple[int, int]:
@@ -278,7 +336,7 @@ def collect_stats(
     Args:
         objects: the store's objects (and, through them, its backend).
         top: how many of the largest values to list.
-        progress: called as ``("stats", checkpoints done, checkpoints)``.
+        progress: called as ``("stats", commits done, commits)`` (checkpoints, then events).
     """
     backend = objects.backend
     usage = backend.usage()
@@ -293,10 +351,19 @@ def collect_stats(
     sizer = _Sizer(objects, top)
     with backend.reading():
         refs = backend.list_refs()
-        commits = _commits(objects, refs.values())
+        commits, current = _commits(objects, refs.values())
+        checkpoints: list[CommitInfo] = []
+        events: list[CommitInfo] = []
+        for info in commits:
+            superseded = info.id not in current and parse_event(info.session, info.notes)
+            (events if superseded else checkpoints).append(info)
         logical = 0
-        for done, info in enumerate(commits, 1):
+        for done, info in enumerate(checkpoints, 1):
             logical += sizer.checkpoint_size(info)
+            if progress is not None and (done % 100 == 0 or done == len(commits)):
+                progress("stats", done, len(commits))
+        for done, info in enumerate(events, len(checkpoints) + 1):
+            sizer.include(bytes.fromhex(info.tree))
             if progress is not None and (done % 100 == 0 or done == len(commits)):
                 progress("stats", done, len(commits))
         commit_ids = [bytes.fromhex(info.id) for info in commits]
@@ -305,11 +372,12 @@ def collect_stats(
     return StoreStats(
         sessions=sum(1 for name in refs if name.startswith(SESSION_PREFIX)),
         tags=sum(1 for name in refs if name.startswith(TAG_PREFIX)),
-        checkpoints=len(commits),
+        checkpoints=len(checkpoints),
         objects=kinds,
         disk_bytes=usage.disk_bytes,
         logical_bytes=logical,
         unique_bytes=sizer.unique,
         stored_bytes=stored,
         largest=sizer.entries(),
+        events=len(events),
     )

@@ -13,11 +13,13 @@ from ckptstore import Store
 from ckptstore.backends.base import RefUpdate
 from ckptstore.backends.sqlite import SQLiteBackend
 from ckptstore.commit_object import Commit
+from ckptstore.commits import now_iso, read_commit
 from ckptstore.dictionary import DICTIONARY_SETTING
-from ckptstore.objects import Kind, decode_trusted
+from ckptstore.event_commits import EARLY, PREFIX, event_notes, quote
+from ckptstore.objects import Kind, decode_trusted, object_id, pack_canonical
 from ckptstore.refs import SESSION_PREFIX
 from ckptstore.retention import CheckpointTime, RetentionPolicy
-from ckptstore.trees import parse_node
+from ckptstore.trees import Pending, build_list, build_map, parse_node, store_value
 
 FOREVER = 10.0**9  # seconds: a reflog expiry nothing outlives
 
@@ -188,3 +190,67 @@ def store_again_last(store: Store, oid: bytes) -> None:
         stored = store.backend.get_objects([oid])[oid]
         store.backend.delete_objects([oid])
         assert store.backend.write([stored]).ok
+
+
+def publish_event(
+    store: Store,
+    thread: str,
+    kind: str,
+    checkpoint_id: str,
+    values: dict[str, Any] | None = None,
+    writes: list[tuple[str, Any]] | None = None,
+) -> str:
+    """Publish one LangGraph event commit as the saver does, without LangGraph installed.
+
+    The same session name, notes, tree layout (``meta`` and, but for early writes,
+    ``variables``), parent and generation as ``integrations/lg_writer.py`` writes,
+    through the same ``Store.publish``; values are stored as plain JSON. ``writes`` are
+    the checkpoint's pending writes so far. Returns the commit id.
+    """
+    session = PREFIX + quote(thread)
+    values = values or {}
+    built: Pending = {}
+
+    def entry(value: Any) -> Any:
+        return store_value(built, value, pack_canonical(value))
+
+    meta = {
+        "checkpoint": entry({"v": 4, "id": checkpoint_id, "ts": now_iso()}),
+        "channel_versions": entry(dict.fromkeys(values, 1)),
+        "versions_seen": entry({}),
+        "metadata": entry({"source": "loop", "step": 0}),
+        "parent": entry(None),
+    }
+    if writes:
+        records = [
+            build_map(
+                built,
+                [
+                    ("channel", entry(channel)),
+                    ("idx", entry(idx)),
+                    ("task_id", entry("task")),
+                    ("task_path", entry("")),
+                    ("value", entry(value)),
+                ],
+            )
+            for idx, (channel, value) in enumerate(writes)
+        ]
+        meta["pending_writes"] = build_list(built, records)
+    top = {"meta": build_map(built, sorted(meta.items()))}
+    if kind != EARLY:
+        top["variables"] = build_map(built, sorted((k, entry(v)) for k, v in values.items()))
+    root = build_map(built, sorted(top.items()))
+    head = store.backend.get_ref(SESSION_PREFIX + session)
+    commit = Commit(
+        tree=root,
+        parents=(head,) if head is not None else (),
+        created_at=now_iso(),
+        session=session,
+        notes=event_notes(kind, checkpoint_id, "from a test"),
+        generation=read_commit(store.objects, head).generation + 1 if head is not None else 1,
+    )
+    data = commit.to_bytes()
+    oid = object_id(Kind.COMMIT, data)
+    built[oid] = (Kind.COMMIT, data)
+    assert store.publish(session, head, oid, built, f"commit: {commit.notes}")
+    return oid.hex()

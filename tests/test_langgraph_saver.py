@@ -39,6 +39,7 @@ from ckptstore import Store  # noqa: E402
 from ckptstore.errors import InvalidRefName  # noqa: E402
 from ckptstore.integrations.langgraph import CkptSaver  # noqa: E402
 from ckptstore.integrations.lg_threads import (  # noqa: E402
+    EARLY,
     WRITES,
     event_notes,
     parse_notes,
@@ -530,11 +531,60 @@ def test_ckpt_commands_work_on_a_langgraph_store(tmp_path: Path) -> None:
     assert fsck.rstrip().endswith("ok")
     stats = json.loads(ok(ckpt("stats", "--store", store, "--json")).stdout)
     assert stats["sessions"] == 1
-    assert stats["checkpoints"] == len(log)
+    assert stats["checkpoints"] == len(puts)  # the writes events are counted apart
+    assert stats["events"] == len(log) - len(puts)
     gc = json.loads(ok(ckpt("gc", "--store", store, "--json")).stdout)
     assert gc["objects_removed"] == 0  # everything a thread needs is reachable
     with CkptSaver(path) as saver:
         assert saver.get_tuple(config) is not None
+
+
+def compact(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def test_ckpt_stats_counts_the_checkpoints_langgraph_lists(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    config: Any = {"configurable": {"thread_id": "a"}}
+    with CkptSaver(path) as saver:
+        graph = draft_graph().compile(checkpointer=saver)
+        graph.invoke({"topic": "owls", "notes": [], "approved": False}, config)
+        graph.invoke(Command(resume=True), config)
+        # Writes saved before their checkpoint, which never came: nothing LangGraph lists.
+        early = {"thread_id": "b", "checkpoint_ns": "", "checkpoint_id": str(uuid6(clock_seq=1))}
+        saver.put_writes({"configurable": early}, [("notes", ["early"])], "task-1")
+        # A copy shares a's checkpoints; a write makes its newest one a state of its own.
+        saver.copy_thread("a", "c")
+        newest = {"thread_id": "c", "checkpoint_ns": "", "checkpoint_id": latest(saver, "c")}
+        saver.put_writes({"configurable": newest}, [("notes", ["extra"])], "task-2")
+        listed = {
+            (t.config["configurable"]["thread_id"], t.checkpoint["id"]) for t in saver.list(None)
+        }
+        store = saver.store
+        everything: set[str] = set()
+        found: dict[tuple[str, str], tuple[str, str]] = {}  # the newest event per checkpoint
+        for session in store.sessions():
+            parsed_session = parse_session(session)
+            assert parsed_session is not None
+            for info in store.log(session=session, limit=None):
+                everything.add(info.id)
+                parsed = parse_notes(info.notes)
+                assert parsed is not None
+                found.setdefault((parsed_session[0], parsed[1]), (parsed[0], info.id))
+        states = {key: commit for key, (kind, commit) in found.items() if kind != EARLY}
+        assert set(states) == listed
+        distinct = set(states.values())
+        assert len(distinct) == len(listed) // 2 + 1  # c: a's, but its newest with the write
+        expected = {
+            "checkpoints": len(distinct),
+            "events": len(everything) - len(distinct),
+            "logical_bytes": sum(compact(store.load(commit)) for commit in distinct),
+        }
+    stats = json.loads(ok(ckpt("stats", "--store", str(path), "--json")).stdout)
+    assert {key: stats[key] for key in expected} == expected
+    assert stats["events"] > 1  # every task's writes, the early ones and the copy's
+    text = ok(ckpt("stats", "--store", str(path))).stdout
+    assert f"checkpoints  {len(distinct)} (plus {stats['events']} LangGraph write events)" in text
 
 
 # --- names and values ---------------------------------------------------------------------

@@ -57,6 +57,7 @@ LAYERS: dict[str, int] = {
     "dictionary": 2,  # the store's trained zstd dictionary
     "history": 3,
     "retention": 1,  # pure: which checkpoints a retention policy keeps
+    "event_commits": 1,  # pure: the LangGraph saver's session names and event notes
     "graph": 3,  # which objects an object references
     "gc": 3,
     "prune": 3,  # retention applied to sessions, then gc

@@ -14,8 +14,9 @@ import pytest
 
 from ckpt_cli.maintenance import LARGE
 from ckptstore import Store
+from ckptstore.event_commits import PUT, WRITES
 from ckptstore.trees import INLINE_MAX
-from storetools import all_ids, backdate, flip_byte, make_garbage, state
+from storetools import all_ids, backdate, flip_byte, make_garbage, publish_event, state
 from test_cli import CKPT_SCRIPT, assert_error, ckpt, ok, run
 
 
@@ -304,15 +305,30 @@ def test_stats_text_and_json(store_dir: Path) -> None:
     with Store.open(store_dir) as store:  # a second large value for --top 2
         store.commit({**state(5), "variables": {"log": "entry " * 100}}, session="main")
     text = ok(ckpt("stats", "--store", str(store_dir))).stdout
-    assert "checkpoints  6" in text
+    assert "checkpoints  6\n" in text
+    assert "LangGraph" not in text
     assert "dedup" in text
     assert "largest values" in text
     data = as_json("stats", "--top", "2", "--store", str(store_dir))
     assert data["checkpoints"] == 6
+    assert data["events"] == 0
     assert data["sessions"] == 1
     assert len(data["largest"]) == 2
     assert data["total_ratio"] > 1
     assert set(data["objects"]) == {"blob", "tree", "commit"}
+
+
+def test_stats_counts_langgraph_writes_apart(store_dir: Path) -> None:
+    fill(store_dir, 2)
+    with Store.open(store_dir) as store:  # as the LangGraph saver writes them
+        publish_event(store, "t-1", PUT, "c1", {"n": 1})
+        publish_event(store, "t-1", WRITES, "c1", {"n": 1}, [("n", 2)])
+        publish_event(store, "t-1", WRITES, "c1", {"n": 1}, [("n", 2), ("m", 3)])
+        publish_event(store, "t-1", PUT, "c2", {"n": 2})
+    text = ok(ckpt("stats", "--store", str(store_dir))).stdout
+    assert "checkpoints  4 (plus 2 LangGraph write events)\n" in text
+    data = as_json("stats", "--store", str(store_dir))
+    assert (data["sessions"], data["checkpoints"], data["events"]) == (2, 4, 2)
 
 
 # --- progress ------------------------------------------------------------------------------

@@ -20,7 +20,8 @@ LangGraph checkpoint it concerns::
 
 Values are content-addressed entries, so a channel value that did not change, or that
 another thread or a pending write also holds, is stored once; ``ckpt log``, ``diff``,
-``show``, ``gc``, ``fsck`` and ``stats`` work on these sessions like on any other.
+``show``, ``gc``, ``fsck`` and ``stats`` work on these sessions like on any other
+(``stats`` counts the events that are not a checkpoint apart: :mod:`ckptstore.stats`).
 ``copy_thread`` writes refs only. ``delete_thread``, ``prune`` and ``delete_for_runs``
 move or remove refs (the reflog keeps the old heads, as for every ref move); ``ckpt gc``
 frees the space.

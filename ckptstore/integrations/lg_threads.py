@@ -16,6 +16,8 @@ that arrived before their checkpoint (LangGraph saves writes in the background, 
 they may). Every event's tree is the whole current state of one LangGraph checkpoint,
 its pending writes included, so the newest event of a checkpoint id is that
 checkpoint. The first words of an event's notes name it: ``langgraph <kind> <id>:``.
+That format, the kinds and the percent-encoding are defined below the store, in
+:mod:`ckptstore.event_commits` (``ckpt stats`` reads them too), and re-exported here.
 :class:`ThreadIndex` keeps, per session, the newest event of each checkpoint id; it
 reads only the events added since it last looked.
 """
@@ -29,6 +31,17 @@ from typing import Final, NamedTuple
 
 from ckptstore.backends.base import PruneMark
 from ckptstore.commits import iter_history
+from ckptstore.event_commits import (
+    EARLY,
+    KINDS,
+    PREFIX,
+    PUT,
+    WRITES,
+    event_notes,
+    parse_notes,
+    parse_session,
+    quote,
+)
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import SESSION_PREFIX, Refs, check_name
 
@@ -49,42 +62,8 @@ __all__ = [
     "thread_sessions",
 ]
 
-PREFIX: Final = "langgraph/"
 MAX_ATTEMPTS: Final = 200
 """Times a write is rebuilt on a session head that another writer moved meanwhile."""
-PUT: Final = "checkpoint"
-WRITES: Final = "writes"
-EARLY: Final = "early-writes"
-KINDS: Final = (PUT, WRITES, EARLY)
-_SAFE: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_EMPTY: Final = "%"
-
-
-def _quote(text: str) -> str:
-    if not text:
-        return _EMPTY
-    return "".join(ch if ch in _SAFE else "".join(f"%{b:02X}" for b in ch.encode()) for ch in text)
-
-
-def _unquote(text: str) -> str | None:
-    if text == _EMPTY:
-        return ""
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        if text[i] == "%":
-            try:
-                out.append(int(text[i + 1 : i + 3], 16))
-            except ValueError:
-                return None
-            i += 3
-        else:
-            out.extend(text[i].encode())
-            i += 1
-    try:
-        return out.decode()
-    except UnicodeDecodeError:
-        return None
 
 
 def session_name(thread_id: str, checkpoint_ns: str = "") -> str:
@@ -93,30 +72,15 @@ def session_name(thread_id: str, checkpoint_ns: str = "") -> str:
     Raises:
         InvalidRefName: if the name gets too long (a thread id of ~190 characters).
     """
-    name = PREFIX + _quote(thread_id)
+    name = PREFIX + quote(thread_id)
     if checkpoint_ns:
-        name += "/" + _quote(checkpoint_ns)
+        name += "/" + quote(checkpoint_ns)
     return check_name(name)
-
-
-def parse_session(name: str) -> tuple[str, str] | None:
-    """The ``(thread_id, checkpoint_ns)`` of a LangGraph session, or ``None``."""
-    if not name.startswith(PREFIX):
-        return None
-    parts = name[len(PREFIX) :].split("/")
-    if len(parts) > 2:
-        return None
-    decoded = [_unquote(part) for part in parts]
-    thread = decoded[0]
-    ns = decoded[1] if len(decoded) == 2 else ""
-    if thread is None or ns is None or (len(parts) == 2 and not ns):
-        return None
-    return thread, ns
 
 
 def thread_sessions(refs: Refs, thread_id: str | None = None) -> dict[str, bytes]:
     """Every LangGraph session (of one thread, if given): name → head commit id."""
-    prefix = PREFIX if thread_id is None else PREFIX + _quote(thread_id)
+    prefix = PREFIX if thread_id is None else PREFIX + quote(thread_id)
     found = {}
     for name, oid in refs.backend.list_refs(SESSION_PREFIX + prefix).items():
         session = name.removeprefix(SESSION_PREFIX)
@@ -129,25 +93,6 @@ def thread_sessions(refs: Refs, thread_id: str | None = None) -> dict[str, bytes
 def backoff(attempt: int) -> None:
     """Wait a little, at random, before rebuilding a write that lost a race."""
     time.sleep(random.uniform(0, min(0.05, 0.0005 * 2 ** min(attempt, 7))))
-
-
-def event_notes(kind: str, checkpoint_id: str, detail: str) -> str:
-    """The notes of an event commit: ``langgraph <kind> <checkpoint id>: <detail>``.
-
-    The id is percent-encoded like a thread id (a LangGraph id, a UUID, is unchanged).
-    """
-    return f"langgraph {kind} {_quote(checkpoint_id)}: {detail}"
-
-
-def parse_notes(notes: str) -> tuple[str, str] | None:
-    """``(kind, checkpoint id)`` of an event commit's notes, ``None`` for other commits."""
-    parts = notes.split(" ", 3)
-    if len(parts) < 3 or parts[0] != "langgraph" or parts[1] not in KINDS:
-        return None
-    if not parts[2].endswith(":"):
-        return None
-    checkpoint_id = _unquote(parts[2][:-1])
-    return (parts[1], checkpoint_id) if checkpoint_id is not None else None
 
 
 class Event(NamedTuple):

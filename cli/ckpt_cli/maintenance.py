@@ -309,9 +309,12 @@ def render_stats(stats: StoreStats) -> str:
     objects = sum(k["count"] for k in stats.objects.values())
     stored_all = sum(k["stored_bytes"] for k in stats.objects.values())
     by_kind = " · ".join(f"{kind} {_n(k['count'])}" for kind, k in stats.objects.items())
+    checkpoints = f"checkpoints  {_n(stats.checkpoints)}"
+    if stats.events:  # LangGraph's writes, saved as commits of their own
+        checkpoints += f" (plus {_n(stats.events)} LangGraph write events)"
     lines = [
         f"sessions     {_n(stats.sessions)} ({_n(stats.tags)} tags)",
-        f"checkpoints  {_n(stats.checkpoints)}",
+        checkpoints,
         f"objects      {_n(objects)} ({by_kind or 'none'}), {human_size(stored_all)} stored",
     ]
     if stats.disk_bytes:
