@@ -6,7 +6,8 @@ others are imported) and stores them in parent-before-child order: by the
 ``parent_checkpoint_id`` chain, and by ``created_at`` where the chain says nothing.
 Each checkpoint keeps its original ``checkpoint_id`` (a REF from then on), its
 ``created_at``, its parent link and its store-owned values as the file had them
-(``Commit.original``), so exporting it gives the file back.
+(``Commit.original``), so exporting it gives the file back. Finding, reading and
+checking the files is :mod:`ckptstore.checkpoint_files`.
 
 Sessions come from ``session_id`` (``default_session`` when it is null or missing). A
 **fork** — two checkpoints naming the same parent — continues the session along the
@@ -27,16 +28,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, NamedTuple
 
-from ckptstore.errors import CkptError, InvalidCheckpoint, InvalidOption, InvalidRefName, NotFound
+from ckptstore.checkpoint_files import SAFE_ID, CheckpointFile, Rejected, file_paths, read_file
+from ckptstore.errors import CkptError, InvalidOption, InvalidRefName, NotFound
 from ckptstore.refs import check_name
-from ckptstore.snapshot import STORE_OWNED, validate_state
+from ckptstore.snapshot import STORE_OWNED
 from ckptstore.store import Checkpoint, Store
 
 __all__ = [
@@ -46,10 +46,6 @@ __all__ = [
     "export_checkpoints",
     "import_checkpoints",
 ]
-
-FILE_GLOB: Final = "ckpt-*.json"
-_SAFE_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,159}")
-_UNSAFE: Final = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class ImportEntry(NamedTuple):
@@ -104,117 +100,6 @@ class ExportReport(NamedTuple):
         return {"written": [{"checkpoint_id": c, "path": p} for c, p in self.written]}
 
 
-@dataclass(slots=True)
-class _File:
-    path: str
-    data: dict[str, Any]
-    state: dict[str, Any]
-    cid: str
-    moment: datetime
-    parent: str | None
-    session: str
-    children: list[_File] = field(default_factory=list)
-    newest: datetime | None = None
-    cut: bool = False
-
-    @property
-    def order(self) -> tuple[datetime, str]:
-        return self.moment, self.cid
-
-
-# --- reading -------------------------------------------------------------------------
-
-
-def _paths(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    found: list[Path] = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.glob(FILE_GLOB) if p.is_file()))
-        elif path.is_file():
-            found.append(path)
-        else:
-            raise InvalidOption("path", str(raw), "is neither a file nor a directory")
-    return list(dict.fromkeys(found))
-
-
-class _Rejected(Exception):
-    """Why a file cannot be imported (the report's reason)."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
-def _moment(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _session_name(raw: Any, default: str) -> str:
-    """A valid session name from a ``session_id`` (made valid where it is not)."""
-    if not isinstance(raw, str) or not raw:
-        return default
-    parts = (_UNSAFE.sub("-", part).replace("..", ".").strip(".-") for part in raw.split("/"))
-    for name in (raw, "/".join(p for p in parts if p)):
-        try:
-            return check_name(name)
-        except InvalidRefName:
-            continue
-    return default
-
-
-def _read(path: Path, default: str) -> _File:
-    """Read and check one file.
-
-    Raises:
-        _Rejected: saying why the file cannot be imported.
-    """
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise _Rejected(f"cannot be read ({err.strerror or err})") from None
-    except UnicodeDecodeError as err:
-        raise _Rejected(f"is not UTF-8 (bad byte at offset {err.start})") from None
-    try:
-        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique)
-    except RecursionError:
-        raise _Rejected("is nested too deeply") from None
-    except ValueError as err:
-        raise _Rejected(f"is not valid JSON, or is truncated ({err})") from None
-    if not isinstance(data, dict):
-        raise _Rejected(f"is not a checkpoint (a JSON {type(data).__name__}, not an object)")
-    cid, created = data.get("checkpoint_id"), data.get("created_at")
-    if not isinstance(cid, str) or not _SAFE_ID.fullmatch(cid):
-        raise _Rejected("has no usable checkpoint_id (letters, digits and . _ - only)")
-    if not isinstance(created, str):
-        raise _Rejected("has no created_at timestamp")
-    try:
-        moment = _moment(created)
-    except ValueError:
-        raise _Rejected(f"created_at {created!r} is not an ISO 8601 time") from None
-    for name in ("parent_checkpoint_id", "session_id"):
-        if data.get(name) is not None and not isinstance(data[name], str):
-            raise _Rejected(f"{name} must be a string or null")
-    try:
-        state = validate_state(data)  # checks every value, the store-owned ones too
-    except InvalidCheckpoint as err:
-        raise _Rejected(f"{err.field}: {err.problem}") from None
-    parent = data.get("parent_checkpoint_id")
-    return _File(
-        str(path), data, state, cid, moment, parent, _session_name(data.get("session_id"), default)
-    )
-
-
 def exported(checkpoint: Checkpoint) -> dict[str, Any]:
     """A checkpoint in the original format: as its file had it, if it was imported."""
     original = checkpoint.commit.original
@@ -234,14 +119,14 @@ def _stored(store: Store, cid: str) -> Checkpoint | None:
 # --- ordering and sessions --------------------------------------------------------------
 
 
-def _order(files: dict[str, _File], report: ImportReport) -> list[_File]:
+def _order(files: dict[str, CheckpointFile], report: ImportReport) -> list[CheckpointFile]:
     """Parents before children, oldest first among the rest; cycles cut and reported."""
     pending = {cid: f for cid, f in files.items() if f.parent in files and f.parent != cid}
     for f in files.values():
         if f.parent == f.cid:
             f.cut = True
             report.cycles.append([f.cid])
-    ordered: list[_File] = []
+    ordered: list[CheckpointFile] = []
     ready = sorted((f for f in files.values() if f.cid not in pending), key=lambda f: f.order)
     for f in files.values():
         if f.cid in pending:
@@ -270,15 +155,15 @@ def _order(files: dict[str, _File], report: ImportReport) -> list[_File]:
         ready = [head]
 
 
-def _newest(ordered: list[_File]) -> None:
+def _newest(ordered: list[CheckpointFile]) -> None:
     for f in reversed(ordered):
         f.newest = max([f.moment, *(c.newest or c.moment for c in f.children)])
 
 
 def _lines(
     store: Store,
-    files: dict[str, _File],
-    ordered: list[_File],
+    files: dict[str, CheckpointFile],
+    ordered: list[CheckpointFile],
     stored_parents: dict[str, str],
     report: ImportReport,
 ) -> dict[str, str]:
@@ -317,7 +202,7 @@ def _lines(
     return line
 
 
-def _fork(f: _File) -> str:
+def _fork(f: CheckpointFile) -> str:
     try:
         return check_name(f"{f.session}/{f.cid}")
     except InvalidRefName:
@@ -338,11 +223,11 @@ def import_checkpoints(
     """
     default = check_name(default_session or store.current_session)
     report = ImportReport()
-    files: dict[str, _File] = {}
-    for path in _paths(paths):
+    files: dict[str, CheckpointFile] = {}
+    for path in file_paths(paths):
         try:
-            f = _read(path, default)
-        except _Rejected as err:
+            f = read_file(path, default)
+        except Rejected as err:
             report.entries.append(ImportEntry(str(path), None, "rejected", f"the file {err}"))
             continue
         first = files.get(f.cid)
@@ -441,7 +326,7 @@ def export_checkpoints(
     written: list[tuple[str, str]] = []
     for ckpt in checkpoints:
         cid = ckpt.commit.checkpoint_id
-        if not _SAFE_ID.fullmatch(cid):  # pragma: no cover - import checks every id
+        if not SAFE_ID.fullmatch(cid):  # pragma: no cover - import checks every id
             raise InvalidOption("checkpoint id", cid, "cannot be a file name")
         path = target / f"{cid}.json"
         _write(path, json.dumps(exported(ckpt), indent=2, ensure_ascii=False) + "\n")

@@ -49,6 +49,7 @@ LAYERS: dict[str, int] = {
     "summary": 3,  # pure: checkpoint dict -> budgeted text
     "restore": 3,  # pure: checkpoint dict -> environment
     "config": 3,  # reads <store dir>/config.toml; builds summary task types
+    "checkpoint_files": 3,  # the original files found, read and checked (for interchange)
     "diff": 3,  # pure: changes between states
     "treediff": 3,  # the same changes, from a walk over two trees
     "listdiff": 3,  # treediff's list sections
