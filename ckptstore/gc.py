@@ -138,8 +138,8 @@ class _Marker:
     def _drain(self, stack: list[tuple[bytes, str]]) -> None:
         # A history is a chain, each commit naming the next: read commits as they come
         # (a few at a time) and gather trees and blobs into batches of _BATCH. Read
-        # along with each commit, they came ~9 to a batch: 62,000 queries for a
-        # 10,000-checkpoint session, and each delta chain decoded once per batch.
+        # along with each commit, they came ~9 to a batch, each batch paying its own
+        # queries and its own pass down the delta chains (docs/maintenance.md).
         later: list[tuple[bytes, str]] = []
         while stack or later:
             pending = stack if stack else later

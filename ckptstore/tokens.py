@@ -213,6 +213,9 @@ def estimate_entry(
     given one, the estimate is remembered, so the entries a commit leaves unchanged (most
     of them; large texts above all) are not estimated again by the next commit.
     ``using`` is the active estimator, for callers that estimate many entries at once.
+    Remembered estimates are told apart by the estimator's name (a key holding the
+    estimator itself would keep every key in reach of Python's garbage collector), so
+    two estimators that count differently need different names.
     """
     using = using or estimator()
     if fingerprint is None:
