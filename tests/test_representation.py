@@ -326,3 +326,34 @@ def test_a_commit_forgets_a_cached_object_that_another_process_collected(store: 
     )
     assert Store(store.backend).load(info.checkpoint_id)["tasks"][0]["id"] == "b"
     assert dictionary not in store.objects._cache
+
+
+def test_a_dictionary_is_decoded_once_not_for_every_object_read_against_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = 0
+    while store.backend.size_hint() < TRAIN_AT:
+        store.commit(state(session % 50, tasks=60), session=f"s{session % 3}")
+        session += 1
+    for i in range(4):
+        task = {"id": f"t{i}", "subject": f"task {i} with a subject", "status": "pending"}
+        store.commit({"tasks": [task]}, session=f"small{i}")
+    dictionary = current_dictionary(store.objects)
+    assert dictionary is not None
+    used = [r.id for r in rows(store) if r.codec == ZSTD_DICT]
+    assert len(used) >= 3
+    import ckptstore.objectstore as objectstore
+
+    objectstore._DICTIONARIES.clear()
+    decoded: list[bytes] = []
+    decode_trusted = objectstore.decode_trusted
+
+    def counting(data: bytes) -> Any:
+        decoded.append(data)
+        return decode_trusted(data)
+
+    monkeypatch.setattr(objectstore, "decode_trusted", counting)
+    fresh = Store(store.backend)
+    fresh.objects.read_many(used, cached=False)
+    (held,) = fresh.objects.read_many([dictionary]).values()
+    assert decoded.count(held.data) == 1
