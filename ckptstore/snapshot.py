@@ -47,6 +47,7 @@ __all__ = [
     "read_state",
     "seed_order",
     "validate_state",
+    "validate_variables",
     "write_state",
 ]
 
@@ -124,6 +125,21 @@ def _check_fields(obj: Mapping[str, Any], rules: Any, path: str, source: str) ->
             raise InvalidCheckpoint(
                 f"{path}.{name}", f"must be {expected}, not {got}", source=source
             )
+
+
+def validate_variables(variables: Mapping[str, Any] | None, *, source: str = "") -> dict[str, Any]:
+    """Variables given beside a state, in canonical form (what ``commit`` and ``capture`` set).
+
+    Raises:
+        InvalidCheckpoint: naming ``$.variables.<name>`` of the first value that is not valid.
+    """
+    out = {}
+    for name, value in (variables or {}).items():
+        try:
+            out[name] = canonical(value, root=f"$.variables.{name}")
+        except InvalidValue as err:
+            raise InvalidCheckpoint(err.path, err.problem, source=source) from None
+    return out
 
 
 def validate_state(state: Any, *, source: str = "") -> dict[str, Any]:

@@ -17,17 +17,23 @@ from ckptstore.commits import CommitInfo, iter_history
 from ckptstore.errors import (
     InvalidCheckpoint,
     InvalidSetting,
-    InvalidValue,
     StoreExists,
     StoreNotWritable,
 )
 from ckptstore.location import STORE_DIR, find_store, store_file
-from ckptstore.objects import Kind, ObjectId, canonical
+from ckptstore.objects import Kind, ObjectId
 from ckptstore.objectstore import ObjectStore
 from ckptstore.publish import edit_build, publish
 from ckptstore.refs import Refs, check_name
 from ckptstore.revisions import resolve_revision
-from ckptstore.snapshot import FIELD_ORDER, Built, read_state, validate_state, write_state
+from ckptstore.snapshot import (
+    FIELD_ORDER,
+    Built,
+    read_state,
+    validate_state,
+    validate_variables,
+    write_state,
+)
 from ckptstore.store_capture import CaptureMethods
 from ckptstore.store_history import HistoryMethods
 from ckptstore.store_maintenance import MaintenanceMethods
@@ -229,12 +235,7 @@ class Store(CaptureMethods, HistoryMethods, RefMethods, MaintenanceMethods):
         """
         given = validate_state(state, source=source) if state is not None else None
         session = check_name(session or self.current_session)
-        assign = {}
-        for name, value in (variables or {}).items():
-            try:
-                assign[name] = canonical(value, root=f"$.variables.{name}")
-            except InvalidValue as err:
-                raise InvalidCheckpoint(err.path, err.problem, source=source) from None
+        assign = validate_variables(variables, source=source)
         fixed: Built | None = None
         if given is not None:
             merged = dict(given.get("variables", {}))

@@ -15,11 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from ckptstore.commit_object import Commit
 from ckptstore.commits import now_iso, read_commit
-from ckptstore.errors import InvalidCheckpoint, InvalidOption, InvalidValue
-from ckptstore.objects import canonical, copy_value
+from ckptstore.errors import InvalidOption
+from ckptstore.objects import copy_value
 from ckptstore.publish import edit_build, publish
 from ckptstore.refs import check_name
-from ckptstore.snapshot import Built, empty_state, read_state, validate_state, write_state
+from ckptstore.snapshot import (
+    Built,
+    empty_state,
+    read_state,
+    validate_state,
+    validate_variables,
+    write_state,
+)
 from ckptstore.store_parts import StoreParts
 
 if TYPE_CHECKING:
@@ -89,12 +96,7 @@ class CaptureMethods(StoreParts):
             given = validate_state(state, source=source)
         elif merge:
             raise InvalidOption("merge", True, "needs a partial state to merge (--state FILE)")
-        assign = {}
-        for name, value in (variables or {}).items():
-            try:
-                assign[name] = canonical(value, root=f"$.variables.{name}")
-            except InvalidValue as err:
-                raise InvalidCheckpoint(err.path, err.problem, source=source) from None
+        assign = validate_variables(variables, source=source)
         stamp = now_iso()
         pipeline = Pipeline(
             full=given,
