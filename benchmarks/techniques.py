@@ -29,7 +29,8 @@ from typing import Any
 import zstandard
 
 from ckptstore.objects import Kind, object_id, pack_canonical
-from ckptstore.snapshot import validate_state, write_state
+from ckptstore.snapshot import write_state
+from ckptstore.validation import validate_state
 from workload import PROFILES, generate, profile
 
 __all__ = ["Tally", "main", "measure"]

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from ckptstore.errors import InvalidCheckpoint, InvalidOption, InvalidRefName
 from ckptstore.refs import check_name
-from ckptstore.snapshot import validate_state
+from ckptstore.validation import validate_state
 
 __all__ = [
     "FILE_GLOB",

@@ -34,7 +34,7 @@ from ckptstore.trees import (
     MAP_LEAF,
     Entry,
     Node,
-    parse_node,
+    parse_stored,
     read_items,
 )
 from ckptstore.treewalk import NotATree, Walk, expand
@@ -65,7 +65,9 @@ class _Overlay(ObjectStore):
 
 
 def _items(store: ObjectStore, pending: Pending, root: bytes) -> dict[str, Entry]:
-    flat = parse_node(pending[root][1]).items if root in pending else read_items(store, root)
+    flat = (
+        parse_stored(root, pending[root][1]).items if root in pending else read_items(store, root)
+    )
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
 
 
@@ -123,7 +125,9 @@ def _pair_entries(
             for i in range(0, len(new.items), 2):
                 _maybe(out, pending, new.items[i + 1], before.get(new.items[i]))
             continue
-        _pair_runs(new.items, old.items, pending, out)
+        # Only blobs are paired; inline records travel inside the leaf's own delta.
+        if any(type(e) is bytes and e in pending for e in new.items):
+            _pair_runs(new.items, old.items, pending, out)
 
 
 def _pair_runs(

@@ -36,8 +36,8 @@ from typing import Any, NamedTuple
 from ckptstore.checkpoint_files import SAFE_ID, CheckpointFile, Rejected, file_paths, read_file
 from ckptstore.errors import CkptError, InvalidOption, InvalidRefName, NotFound
 from ckptstore.refs import check_name
-from ckptstore.snapshot import STORE_OWNED
 from ckptstore.store import Checkpoint, Store
+from ckptstore.validation import STORE_OWNED
 
 __all__ = [
     "ExportReport",

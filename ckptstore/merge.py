@@ -33,7 +33,7 @@ from typing import Any, Final
 from ckptstore.edits import task_key
 from ckptstore.errors import InvalidCheckpoint
 from ckptstore.objects import copy_value
-from ckptstore.snapshot import validate_state
+from ckptstore.validation import validate_state
 
 __all__ = ["merge_partial", "validate_partial"]
 

@@ -44,7 +44,9 @@ __all__ = [
     "decode_value",
     "encode",
     "hex_id",
+    "member_path",
     "object_id",
+    "pack_as_given",
     "raw_id",
 ]
 
@@ -122,6 +124,11 @@ def _key_part(key: str) -> str:
     return f".{key}" if key.isidentifier() else f"[{key!r}]"
 
 
+def member_path(root: str, key: str) -> str:
+    """The JSON path of map member ``key`` under ``root``, as error messages spell it."""
+    return root + _key_part(key)
+
+
 def _canon(value: Any, depth: int, allow_bytes: bool) -> Any:
     kind = type(value)
     if kind is str:
@@ -185,14 +192,17 @@ def _canon(value: Any, depth: int, allow_bytes: bool) -> Any:
     return _canon(plain, depth, allow_bytes)
 
 
-def canonical(value: Any, *, allow_bytes: bool = False, root: str = "$") -> Any:
+def canonical(value: Any, *, allow_bytes: bool = False, root: str = "$", depth: int = 0) -> Any:
     """Validate ``value`` and return its canonical form (sorted maps, lists for tuples).
+
+    ``depth`` is how deep ``value`` sits in the whole value (whose path is ``root``), so
+    that a part checked on its own meets the same ``MAX_DEPTH``.
 
     Raises:
         InvalidValue: naming the JSON path of the first offending part.
     """
     try:
-        return _canon(value, 0, allow_bytes)
+        return _canon(value, depth, allow_bytes)
     except _Bad as bad:
         raise InvalidValue(_path(bad.parts, root), bad.problem) from None
 
@@ -243,6 +253,21 @@ def pack_canonical(value: Any, *, root: str = "$") -> bytes:
         found = _first_bad_string(value)
         parts, problem = found if found else ([], "is not valid Unicode")
         raise InvalidValue(_path(parts, root), problem) from None
+
+
+def pack_as_given(value: Any) -> bytes | None:
+    """Msgpack bytes of ``value`` as it is (keys in its own order), or ``None``.
+
+    ``None`` when the value holds anything but the exact JSON types (tuples, subclasses,
+    integers beyond 64 bits, lone surrogates, nesting past msgpack's own limit). Made in
+    C, far cheaper than :func:`canonical`'s walk. Two values with equal bytes here hold
+    equal parts of equal exact types with keys in equal order, so they share one
+    canonical form (:mod:`ckptstore.records` relies on it).
+    """
+    try:
+        return bytes(_packer().pack(value))
+    except (TypeError, ValueError, OverflowError):  # UnicodeEncodeError is a ValueError
+        return None
 
 
 def copy_value(value: Any) -> Any:

@@ -27,7 +27,8 @@ from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import Refs
 from ckptstore.revisions import resolve_revision
 from ckptstore.snapshot import Built, edit_variables, empty_state, write_state
-from ckptstore.trees import parse_node
+from ckptstore.trees import parse_stored
+from ckptstore.validation import prepare_state
 
 __all__ = ["MAX_ATTEMPTS", "Agent", "Build", "edit_build", "publish"]
 
@@ -136,7 +137,7 @@ def edit_build(
             raise InvalidCheckpoint(f"$.variables.{unset[0]}", "is not set, so it cannot be unset")
         state = empty_state()
         state["variables"] = dict(sorted(assign.items()))
-        built = write_state(state)
+        built = write_state(prepare_state(state))
         return built, built.agent
     built, delta = edit_variables(objects, parent.tree, assign, unset)
     built.tokens = parent.estimated_tokens + delta
@@ -170,7 +171,8 @@ def _frontier(
     for oid in new:
         kind, data = pending[oid]
         if kind == Kind.TREE:
-            linked.update(parse_node(data).children())
+            # Remembered: the delta pairing has parsed most of these already.
+            linked.update(parse_stored(oid, data).children())
     return sorted(linked - new)
 
 

@@ -11,54 +11,49 @@ The root of a checkpoint is a map tree with up to six entries::
     recent_outputs  list tree, one entry per output, in order
 
 A field absent from the state is absent from the root, so ``load`` gives back exactly
-what was committed. The store-owned fields (``STORE_OWNED``) are not stored in the tree:
+what was committed. The store-owned fields (``validation.STORE_OWNED``) are not stored in the tree:
 they are derived from the commit when a checkpoint is loaded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from ckptstore.errors import CorruptObject, InvalidCheckpoint, InvalidValue
-from ckptstore.objects import Kind, canonical, decode_trusted, pack_canonical
+from ckptstore.errors import CorruptObject, InvalidCheckpoint
+from ckptstore.objects import Kind, decode_trusted, pack_canonical
 from ckptstore.objectstore import ObjectStore
+from ckptstore.records import (
+    Encoded,
+    blob_of,
+    encoded_record,
+    fingerprint,
+    value_of,
+)
 from ckptstore.roots import ROOT_NOT_A_TREE, value_problem
-from ckptstore.tokens import Estimator, estimate_entry, estimator
+from ckptstore.tokens import Estimator, cached_estimate, estimate_entry, estimator
+from ckptstore.tree_build import build_list_parts, build_map, build_map_parts, store_value
 from ckptstore.trees import (
     Entry,
     Pending,
-    build_list,
-    build_map,
     fetch_closure,
     fresh_items,
     loaded_items,
     read_items,
     resolve,
-    store_value,
 )
 
 __all__ = [
     "FIELD_ORDER",
-    "STORE_OWNED",
+    "LIST_SECTIONS",
     "Built",
     "edit_variables",
     "empty_state",
     "read_state",
     "seed_order",
-    "validate_state",
-    "validate_variables",
     "write_state",
 ]
 
-STORE_OWNED: Final = (
-    "checkpoint_id",
-    "created_at",
-    "session_id",
-    "content_hash",
-    "parent_checkpoint_id",
-    "estimated_tokens",
-)
 LIST_SECTIONS: Final = ("tasks", "dependencies", "recent_outputs")
 FIELD_ORDER: Final = (
     "checkpoint_id",
@@ -78,100 +73,6 @@ FIELD_ORDER: Final = (
     "estimated_tokens",
 )
 """The seed format's field order, used when a checkpoint is printed."""
-
-_NULL = type(None)
-# (field, allowed types, what to say); checked only when the field is present.
-_TOP_LEVEL: Final[tuple[tuple[str, tuple[type, ...], str], ...]] = (
-    ("phase", (dict, _NULL), "an object or null"),
-    ("phases_completed", (list,), "a list"),
-    ("tasks", (list,), "a list of task objects"),
-    ("active_task_id", (str, int, _NULL), "a string, an integer or null"),
-    ("dependencies", (list,), "a list of dependency objects"),
-    ("variables", (dict,), "an object of name: value"),
-    ("recent_outputs", (list,), "a list"),
-    ("agent_id", (str, _NULL), "a string or null"),
-    ("agent_tier", (int, _NULL), "an integer or null"),
-)
-_NESTED: Final[dict[str, tuple[tuple[str, tuple[type, ...], str], ...]]] = {
-    "phase": (
-        ("name", (str, _NULL), "a string or null"),
-        ("number", (int, float, _NULL), "a number or null"),
-        ("status", (str, _NULL), "a string or null"),
-    ),
-    "tasks": (
-        ("id", (str, int, _NULL), "a string or an integer"),
-        ("subject", (str, _NULL), "a string or null"),
-        ("status", (str, _NULL), "a string or null"),
-        ("blocks", (list,), "a list of task ids"),
-        ("blocked_by", (list,), "a list of task ids"),
-    ),
-    "dependencies": (
-        ("name", (str, _NULL), "a string"),
-        ("status", (str, _NULL), "a string or null"),
-        ("endpoint", (str, _NULL), "a string or null"),
-    ),
-}
-
-
-def _type_ok(value: Any, types: tuple[type, ...]) -> bool:
-    # bool is an int in Python but not in the checkpoint format.
-    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-
-
-def _check_fields(obj: Mapping[str, Any], rules: Any, path: str, source: str) -> None:
-    for name, types, expected in rules:
-        if name in obj and not _type_ok(obj[name], types):
-            got = type(obj[name]).__name__
-            raise InvalidCheckpoint(
-                f"{path}.{name}", f"must be {expected}, not {got}", source=source
-            )
-
-
-def validate_variables(variables: Mapping[str, Any] | None, *, source: str = "") -> dict[str, Any]:
-    """Variables given beside a state, in canonical form (what ``commit`` and ``capture`` set).
-
-    Raises:
-        InvalidCheckpoint: naming ``$.variables.<name>`` of the first value that is not valid.
-    """
-    out = {}
-    for name, value in (variables or {}).items():
-        try:
-            out[name] = canonical(value, root=f"$.variables.{name}")
-        except InvalidValue as err:
-            raise InvalidCheckpoint(err.path, err.problem, source=source) from None
-    return out
-
-
-def validate_state(state: Any, *, source: str = "") -> dict[str, Any]:
-    """Check a checkpoint against the format; return its canonical user fields.
-
-    Store-owned fields are dropped (they are set at commit).
-
-    Raises:
-        InvalidCheckpoint: naming the first field that is wrong.
-    """
-    if not isinstance(state, Mapping):
-        raise InvalidCheckpoint(
-            "$", f"a checkpoint must be a JSON object, not {type(state).__name__}", source=source
-        )
-    try:
-        canon: dict[str, Any] = canonical(dict(state))
-    except InvalidValue as err:
-        raise InvalidCheckpoint(err.path, err.problem, source=source) from None
-    _check_fields(canon, _TOP_LEVEL, "$", source)
-    for section, rules in _NESTED.items():
-        value = canon.get(section)
-        items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
-        for index, item in enumerate(items):
-            path = f"$.{section}" if section == "phase" else f"$.{section}[{index}]"
-            if not isinstance(item, dict):
-                raise InvalidCheckpoint(
-                    path, f"must be an object, not {type(item).__name__}", source=source
-                )
-            _check_fields(item, rules, path, source)
-    for name in STORE_OWNED:
-        canon.pop(name, None)
-    return canon
 
 
 def empty_state() -> dict[str, Any]:
@@ -217,8 +118,30 @@ def _estimated(
     return entry, estimate_entry(key, value, fingerprint=fingerprint, using=using)
 
 
+def _record_tokens(key: str | None, record: Encoded, using: Estimator) -> int:
+    """A record's token estimate: remembered by its fingerprint, as entries read back are."""
+    mark = fingerprint(record)
+    found = cached_estimate(using, key, mark)
+    if found is None:
+        found = estimate_entry(key, value_of(record), fingerprint=mark, using=using)
+    return found
+
+
+def _records(pending: Pending, items: Iterable[Any]) -> list[Encoded]:
+    """Records as :data:`Encoded` (canonical values are encoded), their blobs pending."""
+    # Canonical values are never tuples (canonical form has lists), Encoded always is.
+    out = [item if type(item) is tuple else encoded_record(pack_canonical(item)) for item in items]
+    for record in out:
+        blob = blob_of(record)
+        if blob is not None:
+            pending[blob[0]] = (Kind.BLOB, blob[1])
+    return out
+
+
 def write_state(state: Mapping[str, Any]) -> Built:
-    """Turn canonical user fields (from :func:`validate_state`) into objects.
+    """Turn checked user fields into objects (see ``validation.prepare_state``).
+
+    Sections may hold :data:`~ckptstore.records.Encoded` records or canonical values.
 
     Nothing is stored: the new objects are returned in ``Built.pending``.
     """
@@ -229,13 +152,14 @@ def write_state(state: Mapping[str, Any]) -> Built:
     meta: list[tuple[str, Entry]] = []
     for name, value in state.items():
         if name in LIST_SECTIONS:
-            items = [_estimated(pending, None, item, using) for item in value]
-            tokens += sum(t for _, t in items) + 1
-            root[name] = build_list(pending, [entry for entry, _ in items])
+            records = _records(pending, value)
+            tokens += sum(_record_tokens(None, record, using) for record in records) + 1
+            parts = [part for part, _, _ in records]
+            root[name] = build_list_parts(pending, parts, [cut for _, _, cut in records])
         elif name == "variables":
-            pairs = [(k, _estimated(pending, k, v, using)) for k, v in value.items()]
-            tokens += sum(t for _, (_, t) in pairs) + 1
-            root[name] = build_map(pending, [(k, entry) for k, (entry, _) in pairs])
+            named = dict(zip(value, _records(pending, value.values()), strict=True))
+            tokens += sum(_record_tokens(k, record, using) for k, record in named.items()) + 1
+            root[name] = build_map_parts(pending, [(k, part) for k, (part, _, _) in named.items()])
         else:
             entry, cost = _estimated(pending, name, value, using)
             tokens += cost

@@ -9,13 +9,12 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ckptstore.backends.base import Backend
 from ckptstore.backends.sqlite import Durability, SQLiteBackend
 from ckptstore.commits import CommitInfo, iter_history
 from ckptstore.errors import (
-    InvalidCheckpoint,
     InvalidSetting,
     StoreExists,
     StoreNotWritable,
@@ -26,18 +25,12 @@ from ckptstore.objectstore import ObjectStore
 from ckptstore.publish import edit_build, publish
 from ckptstore.refs import Refs, check_name
 from ckptstore.revisions import resolve_revision
-from ckptstore.snapshot import (
-    FIELD_ORDER,
-    Built,
-    read_state,
-    validate_state,
-    validate_variables,
-    write_state,
-)
+from ckptstore.snapshot import FIELD_ORDER, Built, read_state, write_state
 from ckptstore.store_capture import CaptureMethods
 from ckptstore.store_history import HistoryMethods
 from ckptstore.store_maintenance import MaintenanceMethods
 from ckptstore.store_refs import RefMethods, SessionInfo
+from ckptstore.validation import prepare_state, validate_variables, with_variables
 
 if TYPE_CHECKING:  # the facade's less common parts are imported where they are used
     from ckptstore.config import Config
@@ -45,7 +38,6 @@ if TYPE_CHECKING:  # the facade's less common parts are imported where they are 
 
 __all__ = ["Checkpoint", "SessionInfo", "Store"]
 
-_ABSENT: Final = object()
 _ENV_BUSY = "CKPT_BUSY_TIMEOUT"
 
 
@@ -233,21 +225,12 @@ class Store(CaptureMethods, HistoryMethods, RefMethods, MaintenanceMethods):
             RefConflict: the session kept moving for ``publish.MAX_ATTEMPTS`` attempts, or
                 (with ``parents``) it ends elsewhere.
         """
-        given = validate_state(state, source=source) if state is not None else None
+        given = prepare_state(state, source=source) if state is not None else None
         session = check_name(session or self.current_session)
         assign = validate_variables(variables, source=source)
         fixed: Built | None = None
         if given is not None:
-            merged = dict(given.get("variables", {}))
-            for name in unset:
-                if merged.pop(name, _ABSENT) is _ABSENT:
-                    raise InvalidCheckpoint(
-                        f"$.variables.{name}", "is not set, so it cannot be unset", source=source
-                    )
-            merged.update(assign)
-            if merged or "variables" in given:
-                given["variables"] = dict(sorted(merged.items()))
-            fixed = write_state(given)
+            fixed = write_state(with_variables(given, assign, unset, source=source))
         # Before the commit: a commit that then fails leaves a name marked, never a
         # secret value stored unmarked.
         self.mark_secret(secret)

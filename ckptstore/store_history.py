@@ -9,8 +9,9 @@ from ckptstore.commits import CommitInfo, read_commit
 from ckptstore.errors import EmptySession
 from ckptstore.refs import check_name
 from ckptstore.revisions import resolve_revision
-from ckptstore.snapshot import STORE_OWNED, seed_order
+from ckptstore.snapshot import seed_order
 from ckptstore.store_parts import StoreParts
+from ckptstore.validation import STORE_OWNED
 
 if TYPE_CHECKING:
     from ckptstore.diff import Change

@@ -39,6 +39,7 @@ __all__ = [
     "ENV_TOKENIZER",
     "HEURISTIC",
     "Estimator",
+    "cached_estimate",
     "clip_text",
     "estimate_entry",
     "estimate_text",
@@ -198,6 +199,11 @@ def estimate_value(value: Any, *, using: Estimator | None = None) -> int:
 
 _ENTRY_CACHE: dict[tuple[str, str | None, bytes], int] = {}
 _ENTRY_CACHE_MAX: Final = 1 << 16
+
+
+def cached_estimate(using: Estimator, key: str | None, fingerprint: bytes) -> int | None:
+    """The estimate :func:`estimate_entry` remembered for this fingerprint, or ``None``."""
+    return _ENTRY_CACHE.get((using.name, key, fingerprint))
 
 
 def estimate_entry(

@@ -22,11 +22,9 @@ entry rewrites one leaf and the nodes above it rather than the whole collection.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping
 from itertools import pairwise
 from typing import Any, Final, NamedTuple, TypeAlias
-
-import blake3
 
 from ckptstore.errors import CorruptObject, MalformedData
 from ckptstore.objects import (
@@ -36,12 +34,11 @@ from ckptstore.objects import (
     decode_again,
     decode_trusted,
     decode_value,
-    object_id,
-    pack_canonical,
 )
 from ckptstore.objectstore import ObjectStore
 
 __all__ = [
+    "BOUNDARY_MASK",
     "FLAT_MAX",
     "INLINE_MAX",
     "LIST_INNER",
@@ -51,8 +48,6 @@ __all__ = [
     "Entry",
     "Node",
     "Pending",
-    "build_list",
-    "build_map",
     "fetch_closure",
     "fresh_items",
     "loaded_items",
@@ -60,7 +55,6 @@ __all__ = [
     "parse_stored",
     "read_items",
     "resolve",
-    "store_value",
     "thaw",
 ]
 
@@ -75,7 +69,7 @@ LIST_INNER: Final = 3
 INLINE_MAX: Final = 256
 FLAT_MAX: Final = 64
 CHUNK_MAX: Final = 128
-_BOUNDARY_MASK: Final = 31
+BOUNDARY_MASK: Final = 31
 
 Entry: TypeAlias = Any
 """A reference (32 raw id bytes) or an inline canonical JSON value."""
@@ -112,93 +106,6 @@ class Node(NamedTuple):
 
 def _is_ref(entry: Entry) -> bool:
     return isinstance(entry, bytes)
-
-
-def store_value(pending: Pending, value: Any, encoded: bytes) -> Entry:
-    """Return the entry for a canonical ``value`` whose canonical bytes are ``encoded``.
-
-    Small values are inlined; others become a blob in ``pending``.
-    """
-    if len(encoded) <= INLINE_MAX and not isinstance(value, bytes):
-        return value
-    oid = object_id(Kind.BLOB, encoded)
-    pending[oid] = (Kind.BLOB, encoded)
-    return oid
-
-
-def _emit(pending: Pending, payload: list[Any]) -> bytes:
-    data = pack_canonical(payload)
-    oid = object_id(Kind.TREE, data)
-    pending[oid] = (Kind.TREE, data)
-    return oid
-
-
-def _hash_bytes(data: bytes) -> int:
-    return int.from_bytes(data[:4], "little")
-
-
-def _entry_hash(entry: Entry) -> int:
-    if _is_ref(entry):
-        return _hash_bytes(entry)
-    return _hash_bytes(blake3.blake3(pack_canonical(entry)).digest(4))
-
-
-def _cut(hashes: Sequence[int]) -> list[tuple[int, int]]:
-    """Split ``range(len(hashes))`` into content-defined ``(start, stop)`` chunks."""
-    chunks = []
-    start = 0
-    for i, h in enumerate(hashes):
-        if (h & _BOUNDARY_MASK) == 0 or i + 1 - start >= CHUNK_MAX:
-            chunks.append((start, i + 1))
-            start = i + 1
-    if start < len(hashes):
-        chunks.append((start, len(hashes)))
-    return chunks
-
-
-def _build_inner(pending: Pending, children: list[tuple[Any, bytes, int]], is_map: bool) -> bytes:
-    """Gather ``(first_key, child_id, count)`` children into levels until one node remains."""
-    node_type = MAP_INNER if is_map else LIST_INNER
-    while True:
-        if len(children) <= FLAT_MAX:
-            chunks = [(0, len(children))]
-        else:
-            chunks = _cut([_hash_bytes(child) for _, child, _ in children])
-        level = []
-        for start, stop in chunks:
-            payload: list[Any] = [node_type]
-            for first, child, count in children[start:stop]:
-                payload.extend((first, child, count) if is_map else (child, count))
-            node = _emit(pending, payload)
-            total = sum(count for _, _, count in children[start:stop])
-            level.append((children[start][0], node, total))
-        if len(level) == 1:
-            return level[0][1]
-        children = level
-
-
-def build_map(pending: Pending, items: Sequence[tuple[str, Entry]]) -> bytes:
-    """Build a map tree from ``(key, entry)`` pairs sorted by key; return its root id."""
-    if len(items) <= FLAT_MAX:
-        return _emit(pending, [MAP_LEAF, *(x for item in items for x in item)])
-    hashes = [_hash_bytes(blake3.blake3(key.encode()).digest(4)) for key, _ in items]
-    children = []
-    for start, stop in _cut(hashes):
-        chunk = items[start:stop]
-        leaf = _emit(pending, [MAP_LEAF, *(x for item in chunk for x in item)])
-        children.append((chunk[0][0], leaf, len(chunk)))
-    return _build_inner(pending, children, is_map=True)
-
-
-def build_list(pending: Pending, entries: Sequence[Entry]) -> bytes:
-    """Build a list tree from entries in order; return its root id."""
-    if len(entries) <= FLAT_MAX:
-        return _emit(pending, [LIST_LEAF, *entries])
-    children: list[tuple[Any, bytes, int]] = []
-    for start, stop in _cut([_entry_hash(e) for e in entries]):
-        leaf = _emit(pending, [LIST_LEAF, *entries[start:stop]])
-        children.append((None, leaf, stop - start))
-    return _build_inner(pending, children, is_map=False)
 
 
 # --- reading ------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from ckptstore.event_commits import EARLY, PREFIX, event_notes, quote
 from ckptstore.objects import Kind, decode_trusted, object_id, pack_canonical
 from ckptstore.refs import SESSION_PREFIX
 from ckptstore.retention import CheckpointTime, RetentionPolicy
-from ckptstore.trees import Pending, build_list, build_map, parse_node, store_value
+from ckptstore.tree_build import build_list, build_map, store_value
+from ckptstore.trees import Pending, parse_node
 
 FOREVER = 10.0**9  # seconds: a reflog expiry nothing outlives
 

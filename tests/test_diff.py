@@ -17,9 +17,10 @@ from ckptstore.backends.memory import MemoryBackend
 from ckptstore.diff import Change, align, apply_changes, diff_states
 from ckptstore.objects import INT_MAX, INT_MIN, Kind, encode
 from ckptstore.objectstore import ObjectStore
-from ckptstore.snapshot import validate_state, write_state
+from ckptstore.snapshot import write_state
 from ckptstore.treediff import diff_trees
 from ckptstore.trees import fetch_closure, read_items
+from ckptstore.validation import validate_state
 from strategies import KEYS, checkpoints, json_values
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +20,7 @@ from ckptstore import (
 )
 from ckptstore.history import parse_moment
 from ckptstore.paths import format_path, parse_path
+from ckptstore.records import forget_all
 
 
 def stamp(minutes: int) -> str:
@@ -223,6 +226,21 @@ def test_ancestry_refs_follow_the_log_across_a_prune_cut(store: Store) -> None:
         store.load("HEAD~3")
 
 
+@contextmanager
+def inline_max(monkeypatch: pytest.MonkeyPatch, size: int) -> Iterator[None]:
+    """Write as an older version did, which inlined values up to ``size`` bytes only.
+
+    The record memo is emptied on the way in and out: it remembers how a record was
+    written, and the size is a constant of the format everywhere but here.
+    """
+    forget_all()
+    with monkeypatch.context() as patch:
+        patch.setattr("ckptstore.records.INLINE_MAX", size)
+        patch.setattr("ckptstore.tree_build.INLINE_MAX", size)
+        yield
+    forget_all()
+
+
 def test_values_written_inline_or_as_blobs_compare_equal(monkeypatch: pytest.MonkeyPatch) -> None:
     """How small a value must be to live inline changed once (32 -> 256 bytes): the same
     state written both ways diffs empty, and a value's history skips the change."""
@@ -232,9 +250,8 @@ def test_values_written_inline_or_as_blobs_compare_equal(monkeypatch: pytest.Mon
         "variables": {f"v{i}": "x" * 60 for i in range(70)},
     }  # fmt: skip
     store = Store.memory()
-    monkeypatch.setattr("ckptstore.trees.INLINE_MAX", 32)
-    old = store.commit(state)
-    monkeypatch.undo()
+    with inline_max(monkeypatch, 32):
+        old = store.commit(state)
     new = store.commit(state)
     assert old.tree != new.tree  # the records are blobs in one, inline in the other
     assert store.diff(old.id, new.id) == []
@@ -250,9 +267,8 @@ def test_a_list_mixing_both_forms_diffs_by_value(monkeypatch: pytest.MonkeyPatch
     """An entry inserted before records written in the other form: one addition, no moves."""
     state = {"tasks": [{"id": str(i), "subject": "x" * 50} for i in range(40)]}
     store = Store.memory()
-    monkeypatch.setattr("ckptstore.trees.INLINE_MAX", 32)
-    old = store.commit(state)
-    monkeypatch.undo()
+    with inline_max(monkeypatch, 32):
+        old = store.commit(state)
     state["tasks"].insert(3, {"id": "new", "subject": "y"})
     (change,) = store.diff(old.id, store.commit(state).id)
     assert (change.op, change.key, change.new_index) == ("added", "new", 3)

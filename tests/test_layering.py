@@ -39,9 +39,12 @@ LAYERS: dict[str, int] = {
     "objectstore": 2,
     "refs": 2,
     "trees": 2,
+    "tree_build": 2,  # maps and lists into tree nodes, assembled from entries' bytes
+    "records": 2,  # a state's records checked and encoded once per process (a memo)
     "paths": 2,  # reads values out of trees
     "roots": 2,  # the shape a checkpoint's root tree must have
     "snapshot": 3,
+    "validation": 3,  # a state checked against the format and made ready to write
     "commits": 3,
     "publish": 3,  # a commit's objects and ref move in one write, retried on a lost race
     "revisions": 3,

@@ -22,10 +22,12 @@ from ckptstore import (
     RevisionNotFound,
     Store,
 )
+from ckptstore import trees as trees_module
 from ckptstore.backends.base import RefUpdate, StoredObject, WriteResult
 from ckptstore.objects import Kind
-from ckptstore.snapshot import validate_state, write_state
+from ckptstore.snapshot import write_state
 from ckptstore.trees import CHUNK_MAX
+from ckptstore.validation import validate_state
 from strategies import checkpoints, user_fields
 
 CHECKPOINT_ID = re.compile(r"ckpt-\d{8}-\d{6}-[0-9a-f]{8}")
@@ -413,3 +415,26 @@ def test_a_commit_reads_nothing_back_that_the_previous_commit_wrote() -> None:
         assert store.objects.stats.objects_written >= 4  # deltas of the changed nodes
     assert store.load()["variables"]["n"] == 3
     assert Store(store.backend).load() == store.load()
+
+
+def test_a_commit_parses_each_of_its_new_tree_nodes_at_most_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The delta pairing and the check of what the new nodes link to share one parse."""
+    store = Store.memory()
+    state = seed_state(300)
+    store.commit(state)
+    parsed: list[bytes] = []
+    real = trees_module.decode_trusted  # what parsing a node decodes with, however reached
+
+    def counted(data: bytes) -> Any:
+        parsed.append(data)
+        return real(data)
+
+    monkeypatch.setattr(trees_module, "decode_trusted", counted)
+    for n in range(1, 4):
+        state["tasks"][n * 50]["status"] = "completed"
+        parsed.clear()
+        store.commit(state)
+        assert parsed, "the commit parsed no node at all: the test no longer sees parsing"
+        assert len(parsed) == len(set(parsed)), f"{len(parsed) - len(set(parsed))} parsed twice"

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from ckptstore.backends.memory import MemoryBackend
 from ckptstore.errors import CkptError, MalformedData
-from ckptstore.objects import Kind, decode, encode
+from ckptstore.objects import Kind, canonical, decode, encode
 from ckptstore.objectstore import ObjectStore
+from ckptstore.tree_build import build_list, build_map, store_value
 from ckptstore.trees import (
     CHUNK_MAX,
     FLAT_MAX,
@@ -21,14 +22,12 @@ from ckptstore.trees import (
     MAP_INNER,
     MAP_LEAF,
     Pending,
-    build_list,
-    build_map,
     fetch_closure,
     parse_node,
     read_items,
     resolve,
-    store_value,
 )
+from strategies import json_values
 
 
 def _entry(pending: Pending, value: Any) -> Any:
@@ -197,3 +196,22 @@ def test_random_bytes_never_parse_into_a_bad_node(data: bytes) -> None:
     except CkptError:
         return
     assert node.type in (MAP_LEAF, LIST_LEAF, MAP_INNER, LIST_INNER)
+
+
+REFS = st.binary(min_size=32, max_size=32)
+
+
+@given(st.lists(json_values(max_leaves=4) | REFS, max_size=3 * FLAT_MAX))
+def test_list_nodes_joined_from_parts_are_their_canonical_encoding(entries: list[Any]) -> None:
+    pending: dict[bytes, tuple[Kind, bytes]] = {}
+    build_list(pending, [canonical(entry, allow_bytes=True) for entry in entries])
+    for _, data in pending.values():
+        assert encode(decode(data), allow_bytes=True) == data
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values(max_leaves=4) | REFS, max_size=150))
+def test_map_nodes_joined_from_parts_are_their_canonical_encoding(values: dict[str, Any]) -> None:
+    pending: dict[bytes, tuple[Kind, bytes]] = {}
+    build_map(pending, sorted(canonical(values, allow_bytes=True).items()))
+    for _, data in pending.values():
+        assert encode(decode(data), allow_bytes=True) == data

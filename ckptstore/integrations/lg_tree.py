@@ -13,15 +13,8 @@ from typing import Any, Final, NamedTuple
 from ckptstore.commits import read_commit
 from ckptstore.integrations.lg_values import Cache, ValueCodec
 from ckptstore.objectstore import ObjectStore
-from ckptstore.trees import (
-    Entry,
-    Pending,
-    build_list,
-    build_map,
-    fetch_closure,
-    read_items,
-    resolve,
-)
+from ckptstore.tree_build import build_list, build_map
+from ckptstore.trees import Entry, Pending, fetch_closure, read_items, resolve
 
 __all__ = ["Loaded", "TreeReader"]
 

@@ -33,7 +33,8 @@ import blake3
 import ormsgpack  # type: ignore[import-not-found, unused-ignore]  # LangGraph's, in the extra
 
 from ckptstore.objects import INT_MAX, INT_MIN, pack_canonical
-from ckptstore.trees import Entry, Pending, build_list, build_map, store_value
+from ckptstore.tree_build import build_list, build_map, store_value
+from ckptstore.trees import Entry, Pending
 
 __all__ = ["LEAF_MAX", "ORDER", "SERDE", "Cache", "Serde", "ValueCodec"]
 

@@ -33,7 +33,8 @@ from ckptstore.integrations.lg_values import ValueCodec
 from ckptstore.objects import Kind, object_id, pack_canonical
 from ckptstore.refs import SESSION_PREFIX
 from ckptstore.store import Store
-from ckptstore.trees import Entry, store_value
+from ckptstore.tree_build import store_value
+from ckptstore.trees import Entry
 
 __all__ = ["Writer"]
 

@@ -24,7 +24,8 @@ from typing import Any
 
 from ckptstore import Store
 from ckptstore.diff import apply_changes, diff_states
-from ckptstore.snapshot import validate_state, write_state
+from ckptstore.snapshot import write_state
+from ckptstore.validation import validate_state
 from reliability.harness import EMPTY, assert_fsck_clean, scaled, user_fields
 from test_concurrency import verify_chain, verify_reflog, verify_worker_order
 

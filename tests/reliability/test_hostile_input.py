@@ -37,8 +37,10 @@ from ckptstore.graph import references
 from ckptstore.objects import Kind, decode, decode_trusted, encode, object_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import Refs
-from ckptstore.snapshot import read_state, validate_state
-from ckptstore.trees import build_map, parse_node
+from ckptstore.snapshot import read_state
+from ckptstore.tree_build import build_map
+from ckptstore.trees import parse_node
+from ckptstore.validation import validate_state
 from reliability.harness import scaled
 from reliability.test_crash import ckpt_command
 from test_cli import assert_error, ckpt, store_counts

@@ -24,7 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from ckptstore import RetentionPolicy, Store
 from ckptstore.diff import apply_changes, diff_states, section_of
 from ckptstore.objects import encode
-from ckptstore.snapshot import validate_state
+from ckptstore.validation import validate_state
 from reliability.harness import EMPTY, ForkServer, assert_fsck_clean, scaled, user_fields
 from strategies import KEYS, checkpoints, json_values
 
