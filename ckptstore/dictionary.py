@@ -11,10 +11,17 @@ it name it as their base, so gc keeps it as long as one of them lives. The setti
 ``zstd_dictionary`` names the current one and the store size it was trained at; a store
 that has grown ``RETRAIN_GROWTH`` times larger trains a new one (older objects keep
 theirs: ids never change).
+
+Training needs ``4 * DICTIONARY_BYTES`` of small objects among the recent ones; a store
+whose records mostly live inline in larger leaves may not have them yet. A failed
+attempt is recorded (``zstd_dictionary_tried``, the store size it was made at) and not
+repeated until the store has grown ``RETRY_GROWTH`` times: looking for samples reads up
+to ``_SAMPLES`` objects, 2-3 ms that every commit of such a store used to pay.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Final
 
 import zstandard
@@ -22,12 +29,14 @@ import zstandard
 from ckptstore.objects import Kind, encode, object_id
 from ckptstore.objectstore import ObjectStore
 
-__all__ = ["DICTIONARY_SETTING", "current_dictionary", "maybe_train"]
+__all__ = ["DICTIONARY_SETTING", "TRIED_SETTING", "current_dictionary", "maybe_train"]
 
 DICTIONARY_SETTING: Final = "zstd_dictionary"
 TRAIN_AT: Final = 1000
 """Objects a store holds before its first dictionary is trained."""
 RETRAIN_GROWTH: Final = 8
+RETRY_GROWTH: Final = 1.25
+TRIED_SETTING: Final = "zstd_dictionary_tried"
 DICTIONARY_BYTES: Final = 16 * 1024
 _SAMPLES: Final = 4000
 _SAMPLE_MAX: Final = 2048
@@ -63,15 +72,22 @@ def maybe_train(objects: ObjectStore) -> bytes | None:
         oid, trained_at = found
         if size < trained_at * RETRAIN_GROWTH and objects.backend.has_objects([oid]):
             return None
+    tried = objects.backend.get_setting(TRIED_SETTING)
+    if tried and tried.isdigit() and size < int(tried) * RETRY_GROWTH:
+        return None
     recent = objects.backend.recent_objects(_SAMPLES, max_raw_len=_SAMPLE_MAX)
     loaded = objects.read_many([r.id for r in recent], cached=False).values()
     samples: list[bytes | bytearray | memoryview] = [x.data for x in loaded]
-    if sum(len(s) for s in samples) < DICTIONARY_BYTES * 4:
+    trained = None
+    # ZstdError: too little variety to learn from.
+    with suppress(zstandard.ZstdError):
+        if sum(len(s) for s in samples) >= DICTIONARY_BYTES * 4:
+            trained = zstandard.train_dictionary(
+                DICTIONARY_BYTES, samples, level=objects.codec.level
+            )
+    if trained is None:
+        objects.backend.set_setting(TRIED_SETTING, str(size))  # try again as the store grows
         return None
-    try:
-        trained = zstandard.train_dictionary(DICTIONARY_BYTES, samples, level=objects.codec.level)
-    except zstandard.ZstdError:
-        return None  # too little variety to learn from; try again as the store grows
     data = encode(trained.as_bytes(), allow_bytes=True)
     oid = object_id(Kind.BLOB, data)
     objects.backend.write(objects.prepare({oid: (Kind.BLOB, data)}))

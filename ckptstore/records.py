@@ -153,9 +153,18 @@ def check_record(tag: bytes, value: Any, path: str) -> tuple[Encoded, bytes | No
 
 
 def remember(checked: list[tuple[bytes, Encoded]]) -> None:
-    """Remember records of a state that has passed every check, by their keys."""
+    """Remember records of a state that has passed every check, by their keys.
+
+    Each is remembered in its canonical form too (its canonical bytes are how that form
+    packs as given): ``Store.capture`` checks a state, applies its edits to the
+    canonical values and checks the result again.
+    """
     for key, record in checked:
         _MEMO.put(key, record)
+        part, blob, _ = record
+        canonical_key = key[:1] + (part if blob is None else blob)  # tags are one byte
+        if canonical_key != key:
+            _MEMO.put(canonical_key, record)
 
 
 def forget_all() -> None:

@@ -228,3 +228,17 @@ def test_the_memo_is_bounded_by_bytes() -> None:
     newest = b"k099" + b"x" * 96
     assert memo.get(newest) == (b"p" * 10, None, 99)
     assert memo.get(b"k000" + b"x" * 96) is None  # dropped with an older generation
+
+
+def test_a_state_checked_again_in_canonical_form_walks_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``capture`` checks the given state, edits the canonical values, checks again."""
+    walked = counting_walks(monkeypatch)
+    state = long_state()
+    state["tasks"] = [dict(reversed(task.items())) for task in state["tasks"]]  # unsorted
+    canon = validate_state(state)
+    walked.clear()
+    again = prepare_state(canon)
+    assert walked == ["$.variables.plan"]  # over VALUE_MAX: never remembered
+    assert again == prepare_state(state)

@@ -6,12 +6,13 @@ import os
 import sqlite3
 import time
 from contextlib import closing
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ckptstore import CorruptObject, Store, StoreNotWritable
+from ckptstore import CorruptObject, Store, StoreNotWritable, dictionary
 from ckptstore.backends.sqlite import FORMAT_VERSION, SQLiteBackend
 from ckptstore.compression import ZSTD_DELTA, ZSTD_DICT
 from ckptstore.dictionary import DICTIONARY_SETTING, TRAIN_AT, current_dictionary
@@ -202,6 +203,32 @@ def test_a_dictionary_is_trained_once_the_store_has_enough_records(store: Store)
     assert used
     assert {r.base for r in used} == {dictionary}
     assert Store(store.backend).load()["tasks"][0]["id"] == "y"
+
+
+def test_a_failed_training_waits_for_the_store_to_grow_before_looking_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Looking for samples reads thousands of objects: not on every commit of a store
+    that has too few of them."""
+    monkeypatch.setattr(dictionary, "DICTIONARY_BYTES", 1 << 40)  # never enough samples
+    looked: list[int] = []
+    recent_objects = store.backend.recent_objects
+
+    def counted(limit: int, *, max_raw_len: int) -> Any:
+        looked.append(store.backend.size_hint())
+        return recent_objects(limit, max_raw_len=max_raw_len)
+
+    monkeypatch.setattr(store.backend, "recent_objects", counted)
+    commits = 0
+    while store.backend.size_hint() < 2 * TRAIN_AT:
+        store.commit(state(commits % 50, tasks=60), session=f"s{commits % 3}")
+        commits += 1
+    assert current_dictionary(store.objects) is None
+    assert len(looked) >= 3, looked  # it does try again as the store grows
+    assert looked[0] >= TRAIN_AT
+    for before, after in pairwise(looked):
+        assert after >= before * dictionary.RETRY_GROWTH, looked
+    assert commits > 4 * len(looked)
 
 
 @pytest.mark.parametrize("count", [0, 3])
