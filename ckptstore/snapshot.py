@@ -35,6 +35,7 @@ from ckptstore.tokens import Estimator, cached_estimate, estimate_entry, estimat
 from ckptstore.tree_build import build_list_parts, build_map, build_map_parts, store_value
 from ckptstore.trees import (
     Entry,
+    Leaves,
     Pending,
     fetch_closure,
     fresh_items,
@@ -213,7 +214,7 @@ def read_state(store: ObjectStore, root: bytes) -> dict[str, Any]:
     Fetches the whole tree in one backend batch per level. Objects come back with the
     seed format's fields first, in its order, for readable output.
     """
-    leaves: dict[bytes, bytes] = {}
+    leaves: Leaves = {}
     loaded = fetch_closure(store, [root], leaves=leaves)
     kind, node = loaded[root]
     if kind != Kind.TREE:
@@ -235,7 +236,7 @@ def read_state(store: ObjectStore, root: bytes) -> dict[str, Any]:
 
 def _section(
     loaded: dict[bytes, tuple[Kind, Any]],
-    leaves: dict[bytes, bytes],
+    leaves: Leaves,
     entry: Entry,
     order: tuple[str, ...] | None,
 ) -> Any:

@@ -46,6 +46,7 @@ __all__ = [
     "MAP_INNER",
     "MAP_LEAF",
     "Entry",
+    "Leaves",
     "Node",
     "Pending",
     "fetch_closure",
@@ -135,14 +136,18 @@ def parse_stored(oid: bytes, data: bytes) -> Node:
     node = _PARSED.get(oid)
     if node is not None:
         return node
-    try:
-        node = parse_node(data)
-    except MalformedData as err:
-        raise CorruptObject(oid.hex(), err.problem) from None
+    node = _parse_unshared(oid, data)
     if len(_PARSED) >= _PARSED_MAX:
         _PARSED.clear()
     _PARSED[oid] = node
     return node
+
+
+def _parse_unshared(oid: bytes, data: bytes) -> Node:
+    try:
+        return parse_node(data)
+    except MalformedData as err:
+        raise CorruptObject(oid.hex(), err.problem) from None
 
 
 def parse_node(data: bytes, *, trusted: bool = True) -> Node:
@@ -184,12 +189,21 @@ def parse_node(data: bytes, *, trusted: bool = True) -> Node:
     return Node(node_type, items)
 
 
+Leaves: TypeAlias = dict[bytes, tuple[bytes, list[Any] | None]]
+"""A load's leaves by id: their bytes, and the items of those parsed for it alone."""
+
+# Every reference starts with these bytes (msgpack bin 8 of 32), so a node without them
+# has no reference. Text never holds them (0xc4 must precede a continuation byte), so
+# few nodes without references have them by chance (a number can: they only miss out).
+_REF_MARK: Final = b"\xc4\x20"
+
+
 def _load_level(
     store: ObjectStore,
     ids: Iterable[bytes],
     into: dict[bytes, tuple[Kind, Any]],
     follow_refs: bool,
-    leaves: dict[bytes, bytes] | None,
+    leaves: Leaves | None,
 ) -> list[bytes]:
     """Fetch ``ids`` not yet in ``into`` in one batch; return the ids to fetch next."""
     wanted = [oid for oid in dict.fromkeys(ids) if oid not in into]
@@ -198,12 +212,20 @@ def _load_level(
     nxt: list[bytes] = []
     for oid, (kind, data) in store.get_many(wanted).items():
         if kind == Kind.TREE:
+            if leaves is not None and oid not in _PARSED and _REF_MARK not in data:
+                # A leaf of inline records read for a load (a node without the mark has
+                # no reference, so no child): parsed for this load alone, not
+                # remembered, so its items can be the caller's without a second decode.
+                node = _parse_unshared(oid, data)
+                into[oid] = (kind, node)
+                leaves[oid] = (data, node.items)
+                continue
             node = parse_stored(oid, data)
             into[oid] = (kind, node)
             if follow_refs or not node.is_leaf:
                 nxt.extend(node.children())
             if leaves is not None and node.is_leaf:
-                leaves[oid] = data
+                leaves[oid] = (data, None)
         elif kind == Kind.BLOB:
             into[oid] = (kind, data)
         else:
@@ -216,13 +238,14 @@ def fetch_closure(
     roots: Iterable[bytes],
     *,
     follow_refs: bool = True,
-    leaves: dict[bytes, bytes] | None = None,
+    leaves: Leaves | None = None,
 ) -> dict[bytes, tuple[Kind, Any]]:
     """Fetch ``roots`` and everything below them, one backend batch per level.
 
     With ``follow_refs=False`` only the nodes of the trees themselves are fetched, not
     the objects their leaves reference (enough to list a collection's entries). A
-    ``leaves`` dict is filled with the bytes of every leaf node, for :func:`fresh_items`.
+    ``leaves`` dict is filled with every leaf node, for :func:`fresh_items`; leaves
+    parsed for this fetch alone are not remembered (see ``_load_level``).
     """
     loaded: dict[bytes, tuple[Kind, Any]] = {}
     level = list(roots)
@@ -253,19 +276,22 @@ def loaded_items(loaded: dict[bytes, tuple[Kind, Any]], oid: bytes) -> list[Any]
     return _items(loaded, oid)
 
 
-def fresh_items(
-    loaded: dict[bytes, tuple[Kind, Any]], leaves: dict[bytes, bytes], oid: bytes
-) -> list[Any]:
-    """:func:`loaded_items`, decoded again from the leaves' bytes: the caller's own.
+def fresh_items(loaded: dict[bytes, tuple[Kind, Any]], leaves: Leaves, oid: bytes) -> list[Any]:
+    """:func:`loaded_items`, but the caller's own.
 
-    For a whole collection this is several times cheaper than copying the remembered
-    nodes' values one by one (:func:`thaw`).
+    A leaf parsed for this load alone hands over its items, once; any other leaf is
+    decoded again from its bytes, for a whole collection several times cheaper than
+    copying the remembered nodes' values one by one (:func:`thaw`).
     """
     kind, node = loaded[oid]
     if kind != Kind.TREE:
         raise CorruptObject(oid.hex(), f"a {kind.label} where a tree was expected")
     if node.is_leaf:
-        items: list[Any] = decode_again(leaves[oid])
+        data, own = leaves[oid]
+        if own is not None:
+            leaves[oid] = (data, None)  # a leaf used twice in one checkpoint: a copy next
+            return own
+        items: list[Any] = decode_again(data)
         del items[0]
         return items
     out: list[Any] = []

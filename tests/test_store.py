@@ -274,6 +274,30 @@ def test_load_reads_a_tree_in_one_batch_per_level(store: Store) -> None:
     assert store.objects.stats.objects_read == 0
 
 
+def test_a_load_decodes_each_leaf_once(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A leaf read for a load alone hands its parsed records over: no second decode."""
+    state = seed_state(1_000)
+    state["variables"] = {f"v{i}": i for i in range(100)}
+    store.commit(state)
+    decoded: list[bytes] = []
+    for name in ("decode_trusted", "decode_again"):
+        real = getattr(trees_module, name)
+        monkeypatch.setattr(
+            trees_module, name, lambda data, real=real: decoded.append(data) or real(data)
+        )
+    for attempt in range(2):  # cold (a fresh process), then with what that load remembered
+        if attempt == 0:
+            trees_module._PARSED.clear()
+        store.objects.drop_cache()
+        decoded.clear()
+        loaded = store.load()
+        assert len(decoded) > 1_000 // CHUNK_MAX
+        assert len(decoded) == len(set(decoded)), f"attempt {attempt}: a node decoded twice"
+        assert loaded["tasks"] == user_fields(state)["tasks"]
+        loaded["tasks"][0]["status"] = "changed"  # the caller's own, not a remembered node's
+    assert store.load()["tasks"][0]["status"] == state["tasks"][0]["status"]
+
+
 def test_a_codec_that_corrupts_its_output_fails_the_commit_before_anything_is_visible(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
