@@ -10,7 +10,6 @@ default session where it cannot be).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ckptstore.errors import InvalidCheckpoint, InvalidOption, InvalidRefName
+from ckptstore.json_text import parse_json
 from ckptstore.refs import check_name
 from ckptstore.validation import validate_state
 
@@ -84,19 +84,6 @@ class Rejected(Exception):
     """Why a file cannot be imported (the report's reason)."""
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 def _moment(text: str) -> datetime:
     moment = datetime.fromisoformat(text)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
@@ -128,7 +115,7 @@ def read_file(path: Path, default: str) -> CheckpointFile:
     except UnicodeDecodeError as err:
         raise Rejected(f"is not UTF-8 (bad byte at offset {err.start})") from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique)
+        data = parse_json(text)
     except RecursionError:
         raise Rejected("is nested too deeply") from None
     except ValueError as err:

@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "backends": 1,
     "location": 1,
     "tokens": 1,
+    "json_text": 1,  # strict JSON text (the CLI's inputs and imported files)
     "objectstore": 2,
     "refs": 2,
     "trees": 2,

@@ -5,7 +5,6 @@ No typer here: ``ckpt commit`` runs without it (:mod:`ckpt_cli.commit_cmd`).
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ckptstore.edits import Edits, parse_output, parse_task
 from ckptstore.errors import CkptError, InvalidInput
+from ckptstore.json_text import parse_json
 
 if TYPE_CHECKING:
     from ckptstore.collectors import Captured
@@ -31,24 +31,6 @@ class BadArgument(InvalidInput):
 def exit_code(err: CkptError) -> int:
     """The exit code of an error ckptstore reports: 2 for bad input, 1 for the rest."""
     return 2 if isinstance(err, InvalidInput) else 1
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r} in a JSON object")
-        out[key] = value
-    return out
-
-
-def parse_json(text: str) -> Any:
-    """Strict JSON: no NaN/Infinity, no duplicate keys."""
-    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
 
 
 def read_state(source: str) -> tuple[Any, str]:
