@@ -133,6 +133,7 @@ def _canonical_top(state: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, lis
         if tag is None or type(value) is not shape:  # (a tuple, a subclass: made plain)
             value = canonical(value, root=path, depth=1)
             if tag is None or type(value) is not shape:
+                pack_canonical(value, root=path)  # a lone surrogate shows only when packed
                 fields[name] = value
                 continue
         if shape is dict and any(type(key) is not str for key in value):

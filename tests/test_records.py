@@ -242,3 +242,22 @@ def test_a_state_checked_again_in_canonical_form_walks_nothing(
     again = prepare_state(canon)
     assert walked == ["$.variables.plan"]  # over VALUE_MAX: never remembered
     assert again == prepare_state(state)
+
+
+@pytest.mark.parametrize(
+    ("state", "field"),
+    [
+        ({"tasks": [{"id": "a", "subject": "\ud800"}]}, "$.tasks[0].subject"),
+        ({"variables": {"x": {"y": "\udfff"}}}, "$.variables.x.y"),
+        ({"phase": {"name": "\ud800"}}, "$.phase.name"),
+        ({"agent_id": "\ud800"}, "$.agent_id"),
+    ],
+)
+def test_a_lone_surrogate_is_a_bad_field_of_the_state_wherever_it_is(
+    state: dict[str, Any], field: str
+) -> None:
+    """Found when checking, not when writing: the error names the file and the field."""
+    with pytest.raises(InvalidCheckpoint) as err:
+        prepare_state(state, source="state.json")
+    assert (err.value.field, err.value.source) == (field, "state.json")
+    assert "lone surrogate" in err.value.problem
