@@ -11,8 +11,9 @@ The root of a checkpoint is a map tree with up to six entries::
     recent_outputs  list tree, one entry per output, in order
 
 A field absent from the state is absent from the root, so ``load`` gives back exactly
-what was committed. The store-owned fields (``validation.STORE_OWNED``) are not stored in the tree:
-they are derived from the commit when a checkpoint is loaded.
+what was committed. The store-owned fields (``validation.STORE_OWNED``) are not stored
+in the tree: they are derived from the commit when a checkpoint is loaded. States are
+checked and their records encoded by :mod:`ckptstore.validation` before they get here.
 """
 
 from __future__ import annotations
