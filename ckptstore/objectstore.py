@@ -24,6 +24,7 @@ MAX_CHAIN: Final = 16
 """Longest chain of deltas (an object, its base, the base's base...) a write may create."""
 _DELTA_MIN: Final = 64  # below this a delta frame cannot beat plain storage
 _DICT_MAX: Final = 4096  # the trained dictionary is for small records
+_DELTA_CLEAR_WIN: Final = 16  # a delta this many times smaller than the object is kept
 _CACHE_BYTES: Final = 32 * 1024 * 1024
 _CACHE_ITEM: Final = 256 * 1024  # larger objects are read again rather than cached
 
@@ -374,13 +375,18 @@ class ObjectStore:
         dictionary: bytes | None,
         trained: bytes | None,
     ) -> tuple[int, bytes, bytes | None]:
-        codec, payload = self.codec.compress(data)
-        best: tuple[int, bytes, bytes | None] = (codec, payload, None)
         base = known.get(hint) if hint is not None else None
+        delta = None
         if base is not None and base.depth < MAX_CHAIN and len(data) >= _DELTA_MIN:
             delta = self.codec.compress_against(data, ZSTD_DELTA, base.data)
-            if len(delta) < len(best[1]):
-                best = (ZSTD_DELTA, delta, hint)
+            # A small change to its previous version: zstd alone cannot come near that
+            # (a frame of a tree node alone is mostly its incompressible ids).
+            if len(delta) * _DELTA_CLEAR_WIN <= len(data):
+                return ZSTD_DELTA, delta, hint
+        codec, payload = self.codec.compress(data)
+        best: tuple[int, bytes, bytes | None] = (codec, payload, None)
+        if delta is not None and len(delta) < len(payload):
+            best = (ZSTD_DELTA, delta, hint)
         # Tree nodes are mostly ids (random bytes): a dictionary of records cannot help.
         small = len(data) <= _DICT_MAX and kind != Kind.TREE
         if trained is not None and dictionary is not None and small and best[2] is None:

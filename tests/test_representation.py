@@ -62,6 +62,28 @@ def test_a_small_edit_to_a_long_text_is_stored_as_a_small_delta(store: Store) ->
     assert store.load()["variables"]["plan"] == plan(1)
 
 
+def test_an_object_with_a_delta_far_smaller_than_itself_is_not_compressed_alone(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain zstd cannot come near a delta of a few dozen bytes: it is not tried."""
+    store.commit(state(0))
+    alone: list[bytes] = []
+    compress = store.objects.codec.compress
+
+    def counted(data: bytes) -> Any:
+        alone.append(data)
+        return compress(data)
+
+    monkeypatch.setattr(store.objects.codec, "compress", counted)
+    before = set(all_ids(store))
+    store.commit(state(1))
+    new = [r for r in rows(store) if r.id not in before]
+    clear_wins = [r for r in new if r.codec == ZSTD_DELTA and len(r.data) * 16 <= r.raw_len]
+    assert clear_wins  # the plan and the nodes above the changed task
+    assert len(alone) <= len(new) - len(clear_wins)
+    assert store.load()["variables"]["plan"] == plan(1)
+
+
 def test_delta_chains_stay_within_the_bound_and_every_version_loads(store: Store) -> None:
     infos = [store.commit(state(v, tasks=10)) for v in range(MAX_CHAIN * 2 + 3)]
     stored = {r.id: r for r in rows(store)}
