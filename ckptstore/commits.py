@@ -9,8 +9,9 @@ from typing import Any, Final, NamedTuple
 
 from ckptstore.backends.base import PruneMark
 from ckptstore.commit_object import Commit
+from ckptstore.decoding import decode_trusted
 from ckptstore.errors import CorruptObject, MalformedData
-from ckptstore.objects import Kind, ObjectId, decode_trusted, hex_id
+from ckptstore.objects import Kind, ObjectId, hex_id
 from ckptstore.objectstore import ObjectStore
 
 __all__ = [

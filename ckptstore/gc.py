@@ -36,6 +36,7 @@ from typing import Any, Final, NamedTuple, TypeAlias
 
 from ckptstore.backends.base import MarkSet, PruneMark
 from ckptstore.commit_object import Commit
+from ckptstore.decoding import decode_trusted
 from ckptstore.dictionary import current_dictionary
 from ckptstore.errors import (
     CorruptObject,
@@ -45,7 +46,7 @@ from ckptstore.errors import (
     ObjectNotFound,
 )
 from ckptstore.graph import commit_links, references
-from ckptstore.objects import Kind, decode_trusted
+from ckptstore.objects import Kind
 from ckptstore.objectstore import Loaded, ObjectStore
 
 __all__ = [

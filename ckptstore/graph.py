@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from ckptstore.backends.base import PruneMark
 from ckptstore.commit_object import Commit
-from ckptstore.objects import Kind, decode, decode_trusted
+from ckptstore.decoding import decode, decode_trusted
+from ckptstore.objects import Kind
 from ckptstore.trees import parse_node
 
 __all__ = ["commit_links", "references"]

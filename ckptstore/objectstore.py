@@ -15,8 +15,9 @@ from typing import Final, NamedTuple
 
 from ckptstore.backends.base import Backend, StoredObject
 from ckptstore.compression import BASED, MAX_OBJECT_BYTES, ZSTD_DELTA, ZSTD_DICT, Codec
+from ckptstore.decoding import decode_trusted
 from ckptstore.errors import CorruptObject, InvalidValue, MalformedData, ObjectNotFound
-from ckptstore.objects import ID_BYTES, Kind, decode_trusted, hex_id, object_id
+from ckptstore.objects import ID_BYTES, Kind, hex_id, object_id
 
 __all__ = ["MAX_CHAIN", "IOStats", "Loaded", "ObjectStore"]
 

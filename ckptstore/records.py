@@ -29,14 +29,8 @@ from __future__ import annotations
 
 from typing import Any, Final, TypeAlias
 
-from ckptstore.objects import (
-    Kind,
-    canonical,
-    decode_again,
-    object_id,
-    pack_as_given,
-    pack_canonical,
-)
+from ckptstore.decoding import decode_again
+from ckptstore.objects import Kind, canonical, object_id, pack_as_given, pack_canonical
 from ckptstore.tree_build import REF_PREFIX, inline_boundary, ref_boundary
 from ckptstore.trees import INLINE_MAX
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from ckptstore.decoding import decode_trusted
 from ckptstore.errors import CorruptObject, InvalidCheckpoint
-from ckptstore.objects import Kind, decode_trusted, pack_canonical
+from ckptstore.objects import Kind, pack_canonical
 from ckptstore.objectstore import ObjectStore
 from ckptstore.records import (
     Encoded,

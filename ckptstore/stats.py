@@ -32,9 +32,10 @@ from typing import Any, NamedTuple
 
 from ckptstore.backends.base import Backend
 from ckptstore.commits import CommitInfo, iter_history
+from ckptstore.decoding import decode_value
 from ckptstore.event_commits import EARLY, parse_event
 from ckptstore.gc import Progress
-from ckptstore.objects import Kind, decode_value
+from ckptstore.objects import Kind
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import SESSION_PREFIX, TAG_PREFIX
 from ckptstore.trees import LIST_LEAF, MAP_INNER, MAP_LEAF, Node, parse_stored

@@ -26,15 +26,9 @@ from collections.abc import Iterable, MutableMapping
 from itertools import pairwise
 from typing import Any, Final, NamedTuple, TypeAlias
 
+from ckptstore.decoding import decode, decode_again, decode_trusted, decode_value
 from ckptstore.errors import CorruptObject, MalformedData
-from ckptstore.objects import (
-    ID_BYTES,
-    Kind,
-    decode,
-    decode_again,
-    decode_trusted,
-    decode_value,
-)
+from ckptstore.objects import ID_BYTES, Kind
 from ckptstore.objectstore import ObjectStore
 
 __all__ = [

@@ -14,9 +14,10 @@ from ckptstore.backends.base import RefUpdate
 from ckptstore.backends.sqlite import SQLiteBackend
 from ckptstore.commit_object import Commit
 from ckptstore.commits import now_iso, read_commit
+from ckptstore.decoding import decode_trusted
 from ckptstore.dictionary import DICTIONARY_SETTING
 from ckptstore.event_commits import EARLY, PREFIX, event_notes, quote
-from ckptstore.objects import Kind, decode_trusted, object_id, pack_canonical
+from ckptstore.objects import Kind, object_id, pack_canonical
 from ckptstore.refs import SESSION_PREFIX
 from ckptstore.retention import CheckpointTime, RetentionPolicy
 from ckptstore.tree_build import build_list, build_map, store_value

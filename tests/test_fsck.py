@@ -11,7 +11,8 @@ import pytest
 from ckptstore import RetentionPolicy, Store, fsck
 from ckptstore.backends.base import PruneMark, RefUpdate, StoredObject
 from ckptstore.commit_object import Commit
-from ckptstore.objects import Kind, decode_trusted, encode, object_id
+from ckptstore.decoding import decode_trusted
+from ckptstore.objects import Kind, encode, object_id
 from ckptstore.trees import parse_node
 from storetools import (
     all_ids,

@@ -22,7 +22,7 @@ from ckptstore import (
     import_checkpoints,
 )
 from ckptstore.commit_object import Commit
-from ckptstore.objects import decode
+from ckptstore.decoding import decode
 
 T0 = "2026-01-23T10:00:00"
 

@@ -31,6 +31,7 @@ OPTIONAL_FRAMEWORKS = frozenset({"langgraph", "langchain_core"})
 LAYERS: dict[str, int] = {
     "errors": 0,
     "objects": 1,
+    "decoding": 1,  # stored bytes back into values, screened
     "commit_object": 1,  # the commit object's encoding
     "compression": 1,
     "backends": 1,

@@ -13,17 +13,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ckptstore.commit_object import Commit
+from ckptstore.decoding import decode
 from ckptstore.errors import CkptError, InvalidValue, MalformedData
-from ckptstore.objects import (
-    MAX_DEPTH,
-    Kind,
-    canonical,
-    decode,
-    encode,
-    hex_id,
-    object_id,
-    raw_id,
-)
+from ckptstore.objects import MAX_DEPTH, Kind, canonical, encode, hex_id, object_id, raw_id
 from strategies import INT64, json_values
 
 # Golden vectors: (value, canonical bytes, blob id). They pin the encoding: if one of

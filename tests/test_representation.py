@@ -15,8 +15,9 @@ import pytest
 from ckptstore import CorruptObject, Store, StoreNotWritable, dictionary
 from ckptstore.backends.sqlite import FORMAT_VERSION, SQLiteBackend
 from ckptstore.compression import ZSTD_DELTA, ZSTD_DICT
+from ckptstore.decoding import decode
 from ckptstore.dictionary import DICTIONARY_SETTING, TRAIN_AT, current_dictionary
-from ckptstore.objects import Kind, decode, encode, object_id
+from ckptstore.objects import Kind, encode, object_id
 from ckptstore.objectstore import MAX_CHAIN
 from storetools import all_ids, reachable
 

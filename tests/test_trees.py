@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ckptstore.backends.memory import MemoryBackend
+from ckptstore.decoding import decode
 from ckptstore.errors import CkptError, MalformedData
-from ckptstore.objects import Kind, canonical, decode, encode
+from ckptstore.objects import Kind, canonical, encode
 from ckptstore.objectstore import ObjectStore
 from ckptstore.tree_build import build_list, build_map, store_value
 from ckptstore.trees import (

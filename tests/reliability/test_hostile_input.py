@@ -32,9 +32,10 @@ from ckptstore.backends.memory import MemoryBackend
 from ckptstore.commit_object import Commit
 from ckptstore.commits import now_iso
 from ckptstore.compression import MAX_OBJECT_BYTES, RAW, ZSTD, Codec
+from ckptstore.decoding import decode, decode_trusted
 from ckptstore.errors import InvalidInput, MalformedData
 from ckptstore.graph import references
-from ckptstore.objects import Kind, decode, decode_trusted, encode, object_id
+from ckptstore.objects import Kind, encode, object_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import Refs
 from ckptstore.snapshot import read_state
