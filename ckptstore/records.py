@@ -30,9 +30,8 @@ from __future__ import annotations
 from typing import Any, Final, TypeAlias
 
 from ckptstore.decoding import decode_again
-from ckptstore.objects import Kind, canonical, object_id, pack_as_given, pack_canonical
-from ckptstore.tree_build import REF_PREFIX, inline_boundary, ref_boundary
-from ckptstore.trees import INLINE_MAX
+from ckptstore.objects import canonical, pack_as_given, pack_canonical
+from ckptstore.tree_build import REF_PREFIX, blob_id, inline_boundary, ref_boundary
 
 __all__ = [
     "RECORD_DEPTH",
@@ -61,10 +60,15 @@ _GENERATION_BYTES: Final = 8 * 1024 * 1024
 
 def encoded_record(encoded: bytes) -> Encoded:
     """The :data:`Encoded` of a record whose canonical bytes are ``encoded``."""
-    if len(encoded) <= INLINE_MAX:
+    oid = blob_id(encoded)
+    if oid is None:
         return encoded, None, inline_boundary(encoded)
-    oid = object_id(Kind.BLOB, encoded)
     return REF_PREFIX + oid, encoded, ref_boundary(oid)
+
+
+def _canonical_bytes(record: Encoded) -> bytes:
+    part, blob, _ = record
+    return part if blob is None else blob
 
 
 def blob_of(record: Encoded) -> tuple[bytes, bytes] | None:
@@ -84,8 +88,7 @@ def fingerprint(record: Encoded) -> bytes:
 
 def value_of(record: Encoded) -> Any:
     """A fresh copy of the record's canonical value (the caller may change it)."""
-    part, blob, _ = record
-    return decode_again(part if blob is None else blob)
+    return decode_again(_canonical_bytes(record))
 
 
 class _Generations:
@@ -155,8 +158,7 @@ def remember(checked: list[tuple[bytes, Encoded]]) -> None:
     """
     for key, record in checked:
         _MEMO.put(key, record)
-        part, blob, _ = record
-        canonical_key = key[:1] + (part if blob is None else blob)  # tags are one byte
+        canonical_key = key[:1] + _canonical_bytes(record)  # tags are one byte
         if canonical_key != key:
             _MEMO.put(canonical_key, record)
 

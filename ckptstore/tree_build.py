@@ -30,6 +30,7 @@ from ckptstore.trees import (
 
 __all__ = [
     "REF_PREFIX",
+    "blob_id",
     "build_list",
     "build_list_parts",
     "build_map",
@@ -46,14 +47,23 @@ REF_PREFIX: Final = b"\xc4\x20"
 _TYPE_BYTES: Final = {t: bytes((t,)) for t in (MAP_LEAF, LIST_LEAF, MAP_INNER, LIST_INNER)}
 
 
+def blob_id(encoded: bytes) -> bytes | None:
+    """The blob id a JSON value with canonical bytes ``encoded`` is stored under, or None.
+
+    ``None``: small enough to live inline in its node (``INLINE_MAX``).
+    """
+    return None if len(encoded) <= INLINE_MAX else object_id(Kind.BLOB, encoded)
+
+
 def store_value(pending: Pending, value: Any, encoded: bytes) -> Entry:
     """Return the entry for a canonical ``value`` whose canonical bytes are ``encoded``.
 
-    Small values are inlined; others become a blob in ``pending``.
+    Small values are inlined; others become a blob in ``pending``. Bytes (the store's
+    own records, never JSON) are always a blob: an inline bin would read as a reference.
     """
-    if len(encoded) <= INLINE_MAX and not isinstance(value, bytes):
+    oid = object_id(Kind.BLOB, encoded) if isinstance(value, bytes) else blob_id(encoded)
+    if oid is None:
         return value
-    oid = object_id(Kind.BLOB, encoded)
     pending[oid] = (Kind.BLOB, encoded)
     return oid
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 from ckptstore.errors import InvalidCheckpoint, InvalidValue
 from ckptstore.objects import canonical, member_path, pack_canonical
-from ckptstore.records import check_record, encoded_record, remember, value_of
+from ckptstore.records import Encoded, check_record, encoded_record, remember, value_of
 
 __all__ = [
     "STORE_OWNED",
@@ -113,7 +113,9 @@ def _check_nested(section: str, path: str, item: Any, source: str) -> None:
     _check_fields(item, _NESTED[section], path, source)
 
 
-def _canonical_top(state: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, list[Any]], list[Any]]:
+def _canonical_top(
+    state: dict[Any, Any],
+) -> tuple[dict[str, Any], dict[str, list[Any]], list[tuple[bytes, Encoded]]]:
     """The state in canonical form, with its records as :data:`~ckptstore.records.Encoded`.
 
     Returns the fields, each section's new records (index, canonical value) for the
@@ -124,8 +126,8 @@ def _canonical_top(state: dict[Any, Any]) -> tuple[dict[str, Any], dict[str, lis
     if any(type(key) is not str for key in state):
         state = canonical(state)  # str subclasses made plain, other keys rejected
     fields: dict[str, Any] = {}
-    fresh: dict[str, list[Any]] = {"tasks": [], "dependencies": []}
-    keys: list[Any] = []
+    fresh: dict[str, list[Any]] = {section: [] for section in _NESTED if section != "phase"}
+    keys: list[tuple[bytes, Encoded]] = []
     for name in sorted(state):
         value, path = state[name], member_path("$", name)
         tag = _RECORD_TAGS.get(name)

@@ -235,7 +235,6 @@ def inline_max(monkeypatch: pytest.MonkeyPatch, size: int) -> Iterator[None]:
     """
     forget_all()
     with monkeypatch.context() as patch:
-        patch.setattr("ckptstore.records.INLINE_MAX", size)
         patch.setattr("ckptstore.tree_build.INLINE_MAX", size)
         yield
     forget_all()
