@@ -29,6 +29,12 @@ class Commit(NamedTuple):
     and ``estimated_tokens`` when present), so the checkpoint keeps its id and exports
     unchanged. It is left out of the encoding when absent, so other commits' ids do not
     depend on it.
+
+    ``tokenizer`` names the estimator (:mod:`ckptstore.tokens`) whose count of the whole
+    checkpoint ``estimated_tokens`` is; the next commit then counts only what it
+    changes. ``None`` (left out of the encoding too): the figure is not known to be one
+    estimator's count (commits before this field, LangGraph's, edits on such a parent),
+    so the next commit counts everything.
     """
 
     tree: bytes
@@ -41,6 +47,7 @@ class Commit(NamedTuple):
     estimated_tokens: int = 0
     generation: int = 1
     original: Mapping[str, Any] | None = None
+    tokenizer: str | None = None
 
     def to_bytes(self) -> bytes:
         """The canonical encoding of this commit."""
@@ -57,6 +64,8 @@ class Commit(NamedTuple):
         }
         if self.original is not None:
             value["original"] = dict(self.original)
+        if self.tokenizer is not None:
+            value["tokenizer"] = self.tokenizer
         return encode(value, allow_bytes=True)
 
     @classmethod
@@ -80,6 +89,7 @@ class Commit(NamedTuple):
             estimated_tokens=value["estimated_tokens"],
             generation=value["generation"],
             original=value.get("original"),
+            tokenizer=value.get("tokenizer"),
         )
 
 
@@ -101,6 +111,8 @@ def _commit_problem(value: Any) -> str | None:
             return f"field {name!r} is missing or has the wrong type"
         if isinstance(value[name], bool):
             return f"field {name!r} has the wrong type"
+    if not isinstance(value.get("tokenizer", ""), str):
+        return "field 'tokenizer' is not a string"
     original = value.get("original", {"checkpoint_id": ""})
     if not isinstance(original, dict) or not isinstance(original.get("checkpoint_id"), str):
         return "field 'original' is not a map with a string 'checkpoint_id'"

@@ -21,7 +21,7 @@ object store uses only when the delta is smaller.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ckptstore.diff import align
@@ -37,31 +37,11 @@ from ckptstore.trees import (
     parse_stored,
     read_items,
 )
-from ckptstore.treewalk import NotATree, Walk, expand
+from ckptstore.treewalk import NotATree, Overlay, Walk, expand
 
 __all__ = ["delta_bases"]
 
 Pending = Mapping[bytes, tuple[Kind, bytes]]
-
-
-class _Overlay(ObjectStore):
-    """The object store, with the commit's new objects visible before they are written."""
-
-    def __init__(self, store: ObjectStore, pending: Pending) -> None:
-        super().__init__(store.backend, store.codec)
-        self.stats = store.stats
-        self._store = store
-        self._pending = pending
-
-    def get_many(
-        self, ids: Collection[bytes], *, cached: bool = True
-    ) -> dict[bytes, tuple[Kind, bytes]]:
-        """New objects from memory, the rest from the store."""
-        out = {oid: self._pending[oid] for oid in ids if oid in self._pending}
-        rest = [oid for oid in ids if oid not in out]
-        if rest:
-            out.update(self._store.get_many(rest, cached=cached))
-        return out
 
 
 def _items(store: ObjectStore, pending: Pending, root: bytes) -> dict[str, Entry]:
@@ -153,7 +133,7 @@ def delta_bases(
     if new_root not in pending or old_root == new_root:
         return out
     out[new_root] = old_root
-    overlay = _Overlay(store, pending)
+    overlay = Overlay(store, pending)
     new_top, old_top = _items(store, pending, new_root), _items(store, pending, old_root)
     for name, entry in new_top.items():
         before = old_top.get(name)

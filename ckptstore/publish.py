@@ -27,6 +27,7 @@ from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import Refs
 from ckptstore.revisions import resolve_revision
 from ckptstore.snapshot import Built, edit_variables, empty_state, write_state
+from ckptstore.tokens import estimator
 from ckptstore.trees import parse_stored
 from ckptstore.validation import prepare_state
 
@@ -86,6 +87,7 @@ def publish(
             agent_id=agent[0],
             agent_tier=agent[1],
             estimated_tokens=built.tokens,
+            tokenizer=built.tokenizer,
             generation=parent.generation + 1 if parent is not None else 1,
             original=dict(original) if original is not None else None,
         )
@@ -131,7 +133,8 @@ def edit_build(
     An edit reads only the parent's root and variable nodes (and replaced values).
     """
     if fixed is not None:
-        return Built(fixed.root, dict(fixed.pending), fixed.tokens), fixed.agent
+        copy = Built(fixed.root, dict(fixed.pending), fixed.tokens, tokenizer=fixed.tokenizer)
+        return copy, fixed.agent
     if parent is None:
         if unset:
             raise InvalidCheckpoint(f"$.variables.{unset[0]}", "is not set, so it cannot be unset")
@@ -141,6 +144,8 @@ def edit_build(
         return built, built.agent
     built, delta = edit_variables(objects, parent.tree, assign, unset)
     built.tokens = parent.estimated_tokens + delta
+    # The sum is one estimator's count only if the parent's figure was that one's.
+    built.tokenizer = parent.tokenizer if parent.tokenizer == estimator().name else None
     return built, (parent.agent_id, parent.agent_tier)
 
 

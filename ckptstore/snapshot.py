@@ -94,9 +94,13 @@ def empty_state() -> dict[str, Any]:
 
 
 class Built:
-    """The result of turning a state into objects: root id, new objects, token estimate."""
+    """The result of turning a state into objects: root id, new objects, token estimate.
 
-    __slots__ = ("agent", "pending", "root", "tokens")
+    ``tokenizer`` names the estimator whose count of the whole checkpoint ``tokens``
+    is; ``None`` until it has been counted (see :func:`write_state`).
+    """
+
+    __slots__ = ("agent", "pending", "root", "tokenizer", "tokens")
 
     def __init__(
         self,
@@ -104,19 +108,26 @@ class Built:
         pending: dict[bytes, tuple[Kind, bytes]] | None = None,
         tokens: int = 0,
         agent: tuple[str | None, int | None] = (None, None),
+        tokenizer: str | None = None,
     ) -> None:
         self.root = root
         self.pending = {} if pending is None else pending
         self.tokens = tokens
         self.agent = agent
+        self.tokenizer = tokenizer
 
 
 def _estimated(
-    pending: Pending, key: str | None, value: Any, using: Estimator
+    pending: Pending, key: str | None, value: Any, using: Estimator | None
 ) -> tuple[Entry, int]:
-    """The entry for canonical ``value`` and its token estimate (remembered by content)."""
+    """The entry for canonical ``value`` and its token estimate (remembered by content).
+
+    With no estimator (``using`` None) the estimate is 0: not counted.
+    """
     encoded = pack_canonical(value)
     entry = store_value(pending, value, encoded)
+    if using is None:
+        return entry, 0
     fingerprint = entry if isinstance(entry, bytes) else encoded
     return entry, estimate_entry(key, value, fingerprint=fingerprint, using=using)
 
@@ -141,27 +152,32 @@ def _records(pending: Pending, items: Iterable[Any]) -> list[Encoded]:
     return out
 
 
-def write_state(state: Mapping[str, Any]) -> Built:
+def write_state(state: Mapping[str, Any], *, count_tokens: bool = True) -> Built:
     """Turn checked user fields into objects (see ``validation.prepare_state``).
 
     Sections may hold :data:`~ckptstore.records.Encoded` records or canonical values.
+    With ``count_tokens`` false the token estimate is left uncounted (0, no
+    ``tokenizer``): for a caller that counts it from the parent's
+    (:mod:`ckptstore.token_delta`).
 
     Nothing is stored: the new objects are returned in ``Built.pending``.
     """
     pending: dict[bytes, tuple[Kind, bytes]] = {}
     tokens = 0
-    using = estimator()
+    using = estimator() if count_tokens else None
     root: dict[str, Entry] = {}
     meta: list[tuple[str, Entry]] = []
     for name, value in state.items():
         if name in LIST_SECTIONS:
             records = _records(pending, value)
-            tokens += sum(_record_tokens(None, record, using) for record in records) + 1
+            if using is not None:
+                tokens += sum(_record_tokens(None, record, using) for record in records) + 1
             parts = [part for part, _, _ in records]
             root[name] = build_list_parts(pending, parts, [cut for _, _, cut in records])
         elif name == "variables":
             named = dict(zip(value, _records(pending, value.values()), strict=True))
-            tokens += sum(_record_tokens(k, record, using) for k, record in named.items()) + 1
+            if using is not None:
+                tokens += sum(_record_tokens(k, record, using) for k, record in named.items()) + 1
             root[name] = build_map_parts(pending, [(k, part) for k, (part, _, _) in named.items()])
         else:
             entry, cost = _estimated(pending, name, value, using)
@@ -178,7 +194,7 @@ def write_state(state: Mapping[str, Any]) -> Built:
         agent_id if isinstance(agent_id, str) else None,
         tier if isinstance(tier, int) else None,
     )
-    return Built(root_id, pending, tokens, agent)
+    return Built(root_id, pending, tokens, agent, using.name if using is not None else None)
 
 
 _ITEM_ORDER: Final = {

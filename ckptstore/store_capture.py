@@ -19,8 +19,9 @@ from ckptstore.errors import InvalidOption
 from ckptstore.objects import copy_value
 from ckptstore.publish import edit_build, publish
 from ckptstore.refs import check_name
-from ckptstore.snapshot import Built, empty_state, read_state, write_state
+from ckptstore.snapshot import Built, empty_state, read_state
 from ckptstore.store_parts import StoreParts
+from ckptstore.token_delta import write_counted
 from ckptstore.validation import prepare_state, validate_state, validate_variables
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ class CaptureMethods(StoreParts):
             if base is None:  # a full state replaces the parent's: no need to read it
                 base = {} if given is not None else self._base_state(parent)
             state = pipeline.apply(base)
-            built = write_state(prepare_state(state, source=source))
+            built = write_counted(self.objects, prepare_state(state, source=source), parent)
             return built, built.agent
 
         info = publish(self.objects, self.refs, name, build, notes=notes, created_at=stamp)

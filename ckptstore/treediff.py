@@ -16,7 +16,7 @@ the change, not with the checkpoint.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import compress, filterfalse
+from itertools import compress
 from operator import ne
 from typing import Any
 
@@ -25,16 +25,15 @@ from ckptstore.diff import section_changes as state_section_changes
 from ckptstore.listdiff import list_diff
 from ckptstore.objectstore import ObjectStore
 from ckptstore.roots import check_root
-from ckptstore.trees import Entry, Node, read_items
+from ckptstore.trees import Entry, read_items
 from ckptstore.treewalk import (
     NotATree,
     Pack,
-    Walk,
-    child_ids,
     differing,
     expand,
     fetch_values,
     leaf_body,
+    own_leaves,
     packer,
     pair_trees,
     replaced_encodings,
@@ -46,24 +45,6 @@ __all__ = ["diff_trees"]
 
 
 # --- maps -----------------------------------------------------------------------------
-
-
-def _own_leaves(walk: Walk, root: bytes, side: int) -> list[Node]:
-    """The leaves of one side that the other side does not share, in order."""
-    other = walk.seen[1 - side]
-    out: list[Node] = []
-
-    def visit(oid: bytes) -> None:
-        node = walk.nodes[oid]
-        if node.is_leaf:
-            out.append(node)
-            return
-        for child in filterfalse(other.__contains__, child_ids(node)[0]):
-            visit(child)
-
-    if root not in other:
-        visit(root)
-    return out
 
 
 def _changed(
@@ -106,7 +87,7 @@ def _map_diff(store: ObjectStore, section: str, old: bytes, new: bytes, pack: Pa
         # Shared subtrees hold the same keys with the same entries on both sides (keys
         # are unique within a map), so only the items outside them can differ.
         walk = expand(store, old, new)
-        own = [_own_leaves(walk, root, side) for side, root in ((0, old), (1, new))]
+        own = [own_leaves(walk, root, side) for side, root in ((0, old), (1, new))]
         flat = [[item for leaf in leaves for item in leaf.items] for leaves in own]
         sides = [(flat[0], flat[1], None)]
     a: dict[str, Entry] = {}

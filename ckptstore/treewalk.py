@@ -10,8 +10,8 @@ that hold them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from itertools import compress
+from collections.abc import Callable, Collection, Mapping, Sequence
+from itertools import compress, filterfalse
 from operator import eq, ne
 from typing import Any, NamedTuple
 
@@ -24,6 +24,7 @@ from ckptstore.trees import MAP_INNER, Entry, Node, fetch_closure, parse_stored,
 __all__ = [
     "Leaves",
     "NotATree",
+    "Overlay",
     "Pack",
     "Paired",
     "Walk",
@@ -33,6 +34,7 @@ __all__ = [
     "expand",
     "fetch_values",
     "leaf_body",
+    "own_leaves",
     "packer",
     "pair_trees",
     "replaced_encodings",
@@ -98,6 +100,44 @@ def expand(store: ObjectStore, old: bytes, new: bytes) -> Walk:
                     reached.update(children)
         frontier = nxt
     return walk
+
+
+class Overlay(ObjectStore):
+    """The object store, with the commit's new objects visible before they are written."""
+
+    def __init__(self, store: ObjectStore, pending: Mapping[bytes, tuple[Kind, bytes]]) -> None:
+        super().__init__(store.backend, store.codec)
+        self.stats = store.stats
+        self._store = store
+        self._pending = pending
+
+    def get_many(
+        self, ids: Collection[bytes], *, cached: bool = True
+    ) -> dict[bytes, tuple[Kind, bytes]]:
+        """New objects from memory, the rest from the store."""
+        out = {oid: self._pending[oid] for oid in ids if oid in self._pending}
+        rest = [oid for oid in ids if oid not in out]
+        if rest:
+            out.update(self._store.get_many(rest, cached=cached))
+        return out
+
+
+def own_leaves(walk: Walk, root: bytes, side: int) -> list[Node]:
+    """The leaves of one side that the other side does not share, in order."""
+    other = walk.seen[1 - side]
+    out: list[Node] = []
+
+    def visit(oid: bytes) -> None:
+        node = walk.nodes[oid]
+        if node.is_leaf:
+            out.append(node)
+            return
+        for child in filterfalse(other.__contains__, child_ids(node)[0]):
+            visit(child)
+
+    if root not in other:
+        visit(root)
+    return out
 
 
 class NotATree(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import strategies as st
@@ -105,3 +106,39 @@ def checkpoints(draw: st.DrawFn, max_tasks: int = 12) -> dict[str, Any]:
 def user_fields(loaded: dict[str, Any]) -> dict[str, Any]:
     """A loaded checkpoint without the store-owned fields."""
     return {k: v for k, v in loaded.items() if k not in STORE_OWNED}
+
+
+@st.composite
+def edited_pairs(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A checkpoint and a version of it with a few realistic edits."""
+    old = draw(checkpoints(max_tasks=30))
+    new = copy.deepcopy(old)
+    for _ in range(draw(st.integers(0, 6))):
+        kind = draw(
+            st.sampled_from(["task", "insert", "delete", "move", "var", "unset", "out", "meta"])
+        )
+        tasks = new.setdefault("tasks", [])
+        if kind == "task" and tasks:
+            task = tasks[draw(st.integers(0, len(tasks) - 1))]
+            name = draw(st.sampled_from(["status", "owner", "subject", "extra"]))
+            values = json_values(3) if name == "extra" else st.none() | st.text(max_size=8)
+            task[name] = draw(values)
+        elif kind == "insert":
+            tasks.insert(
+                draw(st.integers(0, len(tasks))),
+                {"id": draw(st.text("abc", min_size=1, max_size=3))},
+            )
+        elif kind == "delete" and tasks:
+            del tasks[draw(st.integers(0, len(tasks) - 1))]
+        elif kind == "move" and len(tasks) > 1:
+            tasks.append(tasks.pop(draw(st.integers(0, len(tasks) - 2))))
+        elif kind == "var":
+            new.setdefault("variables", {})[draw(KEYS)] = draw(json_values(4))
+        elif kind == "unset" and new.get("variables"):
+            del new["variables"][draw(st.sampled_from(sorted(new["variables"])))]
+        elif kind == "out":
+            outputs = new.setdefault("recent_outputs", [])
+            new["recent_outputs"] = [*outputs[1:], draw(json_values(3))]
+        elif kind == "meta":
+            new["agent_tier"] = draw(st.none() | st.integers(0, 5))
+    return old, new

@@ -60,6 +60,7 @@ LAYERS: dict[str, int] = {
     "listdiff": 3,  # treediff's list sections
     "treewalk": 3,  # two trees walked where they differ (treediff and deltas share it)
     "deltas": 3,  # which old object each new one replaces (for delta compression)
+    "token_delta": 3,  # a commit's token estimate from its parent's and what changed
     "dictionary": 2,  # the store's trained zstd dictionary
     "history": 3,
     "retention": 1,  # pure: which checkpoints a retention policy keeps

@@ -224,6 +224,16 @@ def test_commit_round_trips_any_fields(
     assert Commit.from_value(decode(commit.to_bytes())) == commit
 
 
+def test_a_commit_names_its_tokenizer_only_when_it_has_one() -> None:
+    named = _commit(tokenizer="heuristic")
+    assert Commit.from_value(decode(named.to_bytes())) == named
+    assert "tokenizer" not in decode(_commit().to_bytes())  # older commits keep their ids
+    value = decode(named.to_bytes())
+    value["tokenizer"] = 7
+    with pytest.raises(MalformedData, match="tokenizer"):
+        Commit.from_value(value)
+
+
 @pytest.mark.parametrize(
     "broken",
     [
