@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
-from typing import Any, Final
+
+TYPE_CHECKING = False  # typing itself costs a commit handed to `ckpt serve` ~3 ms
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 COMMANDS: Final = {
     "init": "basic", "commit": "basic", "now": "basic", "load": "basic", "show": "basic",
@@ -13,6 +16,7 @@ COMMANDS: Final = {
     "prune": "maintenance", "gc": "maintenance", "fsck": "maintenance", "stats": "maintenance",
     "summary": "summarize", "restore": "summarize",
     "deps": "capture", "import": "capture", "export": "capture",
+    "serve": "serve",
 }  # fmt: skip
 """Which module defines each command (``tests/test_cli.py`` keeps it true)."""
 
@@ -50,6 +54,26 @@ def _fast_commit(argv: list[str]) -> bool:
     return True
 
 
+def _served(argv: list[str]) -> bool:
+    """Run a commit through the store's ``ckpt serve``, if one runs and takes it."""
+    from ckpt_cli.serve_client import Unanswered, forward
+
+    try:
+        code = forward(argv)
+    except Unanswered as err:
+        print(
+            f"error: the ckpt server closed the connection before answering ({err}); the"
+            " commit may or may not have landed: see `ckpt log`",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    if code is None:
+        return False
+    if code:
+        sys.exit(code)
+    return True
+
+
 def main() -> None:
     """Entry point of the ``ckpt`` console script.
 
@@ -58,9 +82,12 @@ def main() -> None:
     defines it is imported (``ckpt --help`` and unknown commands load them all), and
     ``commit`` usually runs without typer at all.
     """
+    command = _command(sys.argv[1:])
+    if command in ("commit", "now") and _served(sys.argv[1:]):
+        return
     if _fast_commit(sys.argv[1:]):  # not a commit it can parse: typer's turn
         return
-    module = COMMANDS.get(_command(sys.argv[1:]) or "")
+    module = COMMANDS.get(command or "")
     import_module(f"ckpt_cli.{module}" if module else "ckpt_cli.commands")
     from ckpt_cli.base import app
 

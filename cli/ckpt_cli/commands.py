@@ -10,6 +10,7 @@ from ckpt_cli import (  # noqa: F401 - they register their commands
     capture,
     history,
     maintenance,
+    serve,
     summarize,
 )
 from ckpt_cli.base import app

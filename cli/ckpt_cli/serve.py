@@ -1,0 +1,309 @@
+"""``ckpt serve``: a resident process that runs a store's commits with everything loaded.
+
+An agent that checkpoints from its hooks runs ``ckpt commit`` again and again; each
+run spends most of its time starting Python and importing (see
+:mod:`ckpt_cli.serve_client`). ``ckpt serve`` listens on ``serve.sock`` in the store
+directory (mode 0600, and only processes of the same user are answered) and runs each
+commit it is handed exactly as the client would have: the same argument list through
+:func:`ckpt_cli.commit_cmd.parse` and :func:`~ckpt_cli.commit_cmd.run`, in the
+client's working directory and environment, on its standard input, with what the
+command writes and its exit code sent back. Requests run one at a time; the store is
+opened for each, as a fresh process opens it, so other processes (gc, other writers)
+are seen as they would be.
+
+It declines a request, and the client runs the command itself, when it would not run
+the same thing: a client of another installation, code that changed on disk since the
+server started (it then exits), a store that resolves elsewhere, an argument list only
+typer handles. It exits after ``--idle`` seconds without a request, on ``ckpt serve
+--stop``, on SIGTERM or SIGINT, removing its socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ckpt_cli import serve_client as wire
+from ckpt_cli.base import StoreOpt, app, handle_errors, open_store
+from ckpt_cli.inputs import BadArgument
+from ckptstore.errors import CkptError
+
+_PACKAGE = os.path.dirname(os.path.abspath(wire.__file__))
+_SUN_PATH_MAX = 100  # bytes of a socket path every platform accepts (Linux: 107)
+_READY_TIMEOUT = 15.0
+
+
+class ServeFailed(CkptError):
+    """A server could not be started or reached (exit code 1)."""
+
+    def __init__(self, store: Path, problem: str) -> None:
+        self.store = store
+        self.problem = problem
+        super().__init__(f"{store}: {problem}")
+
+
+def _ask(path: Path, fields: list[bytes], timeout: float = 2.0) -> list[bytes] | None:
+    """Send one message to the server at ``path``; its reply, or None if none answered."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(timeout)
+    try:
+        conn.connect(str(path))
+        conn.sendall(wire.frame([wire.PROTOCOL, *fields]))
+        return wire.read_frame(conn)
+    except (OSError, EOFError):
+        return None
+    finally:
+        conn.close()
+
+
+def _code_stamp() -> int:
+    """The newest modification time of ckptstore's and the CLI's loaded source files."""
+    import ckptstore
+
+    roots = (os.path.dirname(ckptstore.__file__), _PACKAGE)
+    newest = 0
+    for module in list(sys.modules.values()):
+        where = getattr(module, "__file__", None) or ""
+        if where.startswith(roots):
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.stat(where).st_mtime_ns)
+    return newest
+
+
+@contextlib.contextmanager
+def _as_client(cwd: str, env: dict[str, str], stdin: bytes | None) -> Iterator[tuple[Any, Any]]:
+    """Run in the client's directory, environment and standard input; capture output."""
+    here, saved_env = os.getcwd(), dict(os.environ)
+    saved_io = sys.stdin, sys.stdout, sys.stderr
+    out, err = io.BytesIO(), io.BytesIO()
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin or b""), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape")
+    sys.stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace")
+    try:
+        yield out, err
+    finally:
+        for wrapper in (sys.stdin, sys.stdout, sys.stderr):
+            wrapper.flush()
+            wrapper.detach()  # closing a wrapper would close the buffer holding the output
+        sys.stdin, sys.stdout, sys.stderr = saved_io
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(here)
+
+
+def _run_commit(
+    argv: list[str], cwd: str, env: dict[str, str], stdin: bytes | None, store: Path
+) -> list[bytes]:
+    from ckpt_cli.commit_cmd import parse, run
+    from ckpt_cli.inputs import exit_code
+    from ckptstore.errors import CkptError
+    from ckptstore.location import find_store
+
+    values = parse(argv, environ=env)
+    if values is None:
+        return [b"declined", b"arguments for typer"]
+    with _as_client(cwd, env, stdin) as (out, err):
+        try:
+            where = find_store(values["store"], env=env)
+        except CkptError:
+            where = None  # the client reports it, as it would without a server
+        if where is None or os.path.realpath(where) != os.path.realpath(store):
+            return [b"declined", b"another store"]
+        code = 0
+        try:
+            run(**values)
+        except CkptError as error:
+            print(f"error: {error}", file=sys.stderr)
+            code = exit_code(error)
+        except SystemExit as done:
+            code = done.code if isinstance(done.code, int) else 1
+        except Exception:  # what the client would have printed, not the server's end
+            traceback.print_exc()
+            code = 1
+    return [b"ran", str(code).encode(), out.getvalue(), err.getvalue()]
+
+
+def _decode_commit(fields: list[bytes]) -> tuple[list[str], str, dict[str, str], bytes | None]:
+    cwd = os.fsdecode(fields[0])
+    count = int(fields[1])
+    argv = [os.fsdecode(f) for f in fields[2 : 2 + count]]
+    at = 2 + count
+    env_count = int(fields[at])
+    env = dict(os.fsdecode(f).partition("=")[::2] for f in fields[at + 1 : at + 1 + env_count])
+    at += 1 + env_count
+    stdin = fields[at + 1] if fields[at] == b"1" else None
+    return argv, cwd, env, stdin
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """Whether the peer runs as this user (where the platform tells; the socket is 0600)."""
+    peercred = getattr(socket, "SO_PEERCRED", None)
+    if peercred is None:
+        return True
+    _, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, peercred, 12))
+    return bool(uid == os.getuid())
+
+
+class _Server:
+    def __init__(self, store: Path, path: Path, idle: float) -> None:
+        self.store, self.path, self.idle = store, path, idle
+        self.stamp = _code_stamp()
+        self.running = True
+
+    def handle(self, fields: list[bytes]) -> list[bytes]:
+        if not fields or fields[0] != wire.PROTOCOL:
+            return [b"declined", b"another protocol"]
+        what, rest = fields[1] if len(fields) > 1 else b"", fields[2:]
+        if what == b"ping":
+            return [b"pong", str(os.getpid()).encode()]
+        if what == b"stop":
+            self.running = False
+            return [b"stopping", str(os.getpid()).encode()]
+        if what != b"commit" or not rest:
+            return [b"declined", b"unknown request"]
+        if os.fsdecode(rest[0]) != _PACKAGE:
+            return [b"declined", b"another installation"]
+        if _code_stamp() != self.stamp:
+            self.running = False  # serving old code: stop, the next start loads the new
+            return [b"declined", b"the code changed"]
+        argv, cwd, env, stdin = _decode_commit(rest[1:])
+        return _run_commit(argv, cwd, env, stdin, self.store)
+
+    def serve(self, listener: socket.socket) -> None:
+        listener.settimeout(self.idle)
+        while self.running:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                print(f"idle for {self.idle:g} s: stopping", file=sys.stderr, flush=True)
+                return
+            with conn:
+                start = time.perf_counter()
+                conn.settimeout(30.0)  # a client sends its request at once
+                try:
+                    if not _same_user(conn):
+                        continue
+                    fields = wire.read_frame(conn)
+                    conn.settimeout(None)
+                    reply = self.handle(fields)
+                    conn.sendall(wire.frame(reply))
+                except (OSError, EOFError, ValueError, IndexError) as error:
+                    print(f"dropped a request: {error}", file=sys.stderr, flush=True)
+                    continue
+                ms = (time.perf_counter() - start) * 1000
+                what = fields[1].decode(errors="replace") if len(fields) > 1 else "?"
+                outcome = reply[0].decode() + (f" {reply[1].decode()}" if len(reply) > 1 else "")
+                print(f"{what}: {outcome} ({ms:.1f} ms)", file=sys.stderr, flush=True)
+
+
+def _warm_up() -> None:
+    """Import what a commit uses, so the first client does not wait for it."""
+    for name in (
+        "ckpt_cli.commit_cmd", "ckpt_cli.inputs", "ckptstore.store", "ckptstore.collectors",
+        "ckptstore.config", "ckptstore.merge", "ckptstore.secrets",
+    ):  # fmt: skip
+        importlib.import_module(name)
+
+
+def serve_forever(store: Path, *, idle: float) -> None:
+    """Serve the store's commits until idle, stopped or signalled (``ckpt serve``).
+
+    Raises:
+        ServeFailed: the socket path is too long, or a server already runs.
+    """
+    path = store / wire.SOCKET_NAME
+    if len(os.fsencode(path)) > _SUN_PATH_MAX:
+        raise ServeFailed(store, f"too long a path for a socket (over {_SUN_PATH_MAX} bytes)")
+    if path.exists() or path.is_symlink():
+        pong = _ask(path, [b"ping"])
+        if pong is not None and pong[0] == b"pong":
+            raise ServeFailed(store, f"a server already runs for it (pid {pong[1].decode()})")
+        path.unlink()  # left by a server that died
+    _warm_up()
+    server = _Server(store, path, idle)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o077)
+    try:
+        listener.bind(str(path))
+    finally:
+        os.umask(old_umask)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        listener.listen(64)
+        print(f"serving {store} (pid {os.getpid()})", file=sys.stderr, flush=True)
+        server.serve(listener)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        listener.close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _detach(store: Path, idle: float) -> int:
+    """Start a server in the background; its pid once it answers."""
+    log = open(store / "serve.log", "ab")  # noqa: SIM115 - the child keeps it
+    with log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "ckpt_cli", "--store", str(store), "serve", "--idle", str(idle)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + _READY_TIMEOUT
+    while time.monotonic() < deadline:
+        pong = _ask(store / wire.SOCKET_NAME, [b"ping"], timeout=1.0)
+        if pong is not None and pong[0] == b"pong":
+            return int(pong[1])
+        if child.poll() is not None:
+            break
+        time.sleep(0.02)
+    raise ServeFailed(store, f"the server did not start; see {store / 'serve.log'}")
+
+
+@app.command()
+@handle_errors
+def serve(
+    ctx: typer.Context,
+    store: StoreOpt = None,
+    idle: Annotated[
+        float, typer.Option("--idle", help="Stop after this many seconds without a request.")
+    ] = 1800.0,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run in the background (log: serve.log).")
+    ] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the store's server.")] = False,
+) -> None:
+    """Keep a process running that makes this store's commits fast (`ckpt commit` uses it)."""
+    if idle <= 0:
+        raise BadArgument("--idle", f"must be more than 0 seconds, not {idle:g}")
+    with open_store(ctx, store) as opened:
+        assert opened.path is not None
+        where = opened.path
+    path = where / wire.SOCKET_NAME
+    if stop:
+        reply = _ask(path, [b"stop"])
+        if reply is None or reply[0] != b"stopping":
+            raise ServeFailed(where, "no server runs for it")
+        typer.echo(f"stopped the server of {where} (pid {reply[1].decode()})")
+        return
+    if detach:
+        pid = _detach(where, idle)
+        typer.echo(f"serving {where} (pid {pid})")
+        return
+    serve_forever(where, idle=idle)

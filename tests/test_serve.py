@@ -1,0 +1,193 @@
+"""``ckpt serve``: commits handed to a resident server, in real processes over a real socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ckpt_cli import serve_client as wire
+from ckptstore import Store
+from strategies import user_fields
+
+EXE = shutil.which("ckpt", path=str(Path(sys.executable).parent))
+pytestmark = pytest.mark.skipif(
+    EXE is None or not hasattr(socket, "AF_UNIX"),
+    reason="needs the ckpt entry point and Unix sockets",
+)
+
+
+def env(**extra: str) -> dict[str, str]:
+    return {"PATH": str(Path(sys.executable).parent), "HOME": os.environ.get("HOME", "/"), **extra}
+
+
+def ckpt(*args: str, cwd: Path | None = None, stdin: bytes | None = None, **extra: str) -> Any:
+    assert EXE is not None
+    return subprocess.run(
+        [EXE, *args], input=stdin, capture_output=True, cwd=cwd, env=env(**extra), timeout=60
+    )
+
+
+def served_count(store: Path) -> int:
+    return (store / "serve.log").read_text().count("commit: ran ")
+
+
+def state(step: int) -> dict[str, Any]:
+    tasks = [{"id": str(i), "subject": f"task {i}", "status": "pending"} for i in range(40)]
+    for i in range(step):
+        tasks[i]["status"] = "completed"
+    return {"phase": {"name": "build", "number": 1, "status": "active"}, "tasks": tasks,
+            "variables": {"plan": "do the thing\n" * (50 + step)}}  # fmt: skip
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Path]:
+    store = tmp_path / ".ckpt"
+    assert ckpt("--store", str(store), "init").returncode == 0
+    started = ckpt("--store", str(store), "serve", "--detach", "--idle", "120")
+    assert started.returncode == 0, started.stderr
+    assert b"serving" in started.stdout
+    yield store
+    ckpt("--store", str(store), "serve", "--stop")
+
+
+def test_a_served_commit_is_the_one_a_fresh_process_makes(served: Path, tmp_path: Path) -> None:
+    local = tmp_path / "local" / ".ckpt"
+    assert ckpt("--store", str(local), "init").returncode == 0
+    for step in range(3):
+        path = tmp_path / f"s{step}.json"
+        path.write_text(json.dumps(state(step)))
+        for store, extra in ((served, {}), (local, {"CKPT_NO_SERVER": "1"})):
+            done = ckpt("--store", str(store), "commit", "--state", str(path), "--json", **extra)
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout)["checkpoint_id"].startswith("ckpt-")
+    assert served_count(served) == 3
+    with Store.open(served) as a, Store.open(local) as b:
+        for x, y in zip(a.log(), b.log(), strict=True):
+            assert user_fields(a.load(x.checkpoint_id)) == user_fields(b.load(y.checkpoint_id))
+            assert x.estimated_tokens == y.estimated_tokens
+
+
+def test_errors_come_back_as_the_same_line_and_code(served: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"tasks": 5}')
+    for args in (["--state", str(tmp_path / "missing.json")], ["--state", str(bad)]):
+        remote = ckpt("--store", str(served), "commit", *args)
+        here = ckpt("--store", str(served), "commit", *args, CKPT_NO_SERVER="1")
+        assert remote.returncode == here.returncode == 2
+        assert remote.stderr == here.stderr
+        assert remote.stderr.count(b"\n") == 1
+        assert remote.stderr.startswith(b"error: ")
+    assert served_count(served) == 2
+
+
+def test_directory_environment_and_stdin_are_the_clients(served: Path, tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text(json.dumps(state(1)))
+    # Found from the working directory; a relative path; the session from the environment.
+    assert ckpt("commit", "--state", "s.json", cwd=tmp_path, CKPT_SESSION="agent-7").returncode == 0
+    piped = ckpt(
+        "commit", "--state", "-", "-s", "main", cwd=tmp_path, stdin=json.dumps(state(2)).encode()
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert served_count(served) == 2
+    with Store.open(served) as opened:
+        assert [c.session for c in opened.log("agent-7")] == ["agent-7"]
+        assert opened.load("agent-7")["tasks"][0]["status"] == "completed"
+        assert opened.load("main")["tasks"][1]["status"] == "completed"
+
+
+def test_what_only_typer_handles_is_run_by_the_client(served: Path) -> None:
+    done = ckpt("--store", str(served), "commit", "--help")
+    assert done.returncode == 0
+    assert b"Usage" in done.stdout
+    assert "declined arguments for typer" in (served / "serve.log").read_text()
+
+
+def ask(store: Path, fields: list[bytes]) -> list[bytes]:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.settimeout(10)
+    with conn:
+        conn.connect(str(store / wire.SOCKET_NAME))
+        conn.sendall(wire.frame(fields))
+        return wire.read_frame(conn)
+
+
+def commit_request(package: str, cwd: Path, argv: list[str]) -> list[bytes]:
+    return [wire.PROTOCOL, b"commit", package.encode(), str(cwd).encode(),
+            str(len(argv)).encode(), *(a.encode() for a in argv), b"0", b"0", b""]  # fmt: skip
+
+
+def test_a_server_declines_another_installation_and_another_store(
+    served: Path, tmp_path: Path
+) -> None:
+    package = os.path.dirname(os.path.abspath(wire.__file__))
+    other = tmp_path / "other" / ".ckpt"
+    assert ckpt("--store", str(other), "init").returncode == 0
+    argv = ["--store", str(other), "commit", "-m", "x"]
+    assert ask(served, commit_request(package, tmp_path, argv)) == [b"declined", b"another store"]
+    argv = ["--store", str(served), "commit", "-m", "x"]
+    assert ask(served, commit_request("/elsewhere", tmp_path, argv)) == [
+        b"declined",
+        b"another installation",
+    ]
+    assert ask(served, commit_request(package, tmp_path, argv))[:2] == [b"ran", b"0"]
+    with Store.open(other) as opened:
+        assert opened.refs.session_head("main") is None  # nothing was written there
+
+
+def test_stop_removes_the_socket_and_a_second_server_is_refused(served: Path) -> None:
+    again = ckpt("--store", str(served), "serve")
+    assert again.returncode == 1
+    assert b"a server already runs" in again.stderr
+    assert again.stderr.count(b"\n") == 1
+    stopped = ckpt("--store", str(served), "serve", "--stop")
+    assert stopped.returncode == 0
+    assert b"stopped" in stopped.stdout
+    deadline = time.monotonic() + 10
+    while (served / wire.SOCKET_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not (served / wire.SOCKET_NAME).exists()
+    assert ckpt("--store", str(served), "serve", "--stop").returncode == 1
+
+
+def test_a_dead_server_is_not_waited_for(served: Path, tmp_path: Path) -> None:
+    pid = int(ask(served, [wire.PROTOCOL, b"ping"])[1])
+    os.kill(pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert (served / wire.SOCKET_NAME).exists()  # left behind
+    (tmp_path / "s.json").write_text(json.dumps(state(0)))
+    done = ckpt("--store", str(served), "commit", "--state", str(tmp_path / "s.json"))
+    assert done.returncode == 0, done.stderr
+    restarted = ckpt("--store", str(served), "serve", "--detach")  # replaces the stale socket
+    assert restarted.returncode == 0, restarted.stderr
+
+
+def test_an_idle_server_stops_by_itself(tmp_path: Path) -> None:
+    store = tmp_path / ".ckpt"
+    assert ckpt("--store", str(store), "init").returncode == 0
+    assert ckpt("--store", str(store), "serve", "--detach", "--idle", "0.3").returncode == 0
+    deadline = time.monotonic() + 15
+    while (store / wire.SOCKET_NAME).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (store / wire.SOCKET_NAME).exists()
+    assert "idle for 0.3 s: stopping" in (store / "serve.log").read_text()
+
+
+def test_a_server_of_changed_code_declines_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ckpt_cli import serve
+
+    server = serve._Server(Path("."), Path("serve.sock"), idle=1.0)
+    monkeypatch.setattr(serve, "_code_stamp", lambda: server.stamp + 1)
+    request = commit_request(serve._PACKAGE, Path("."), ["commit"])
+    assert server.handle(request) == [b"declined", b"the code changed"]
+    assert server.running is False
