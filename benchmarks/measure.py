@@ -62,6 +62,8 @@ class PeerResult:
     durability: str
     commit_s: list[float] = field(default_factory=list)  # in-process commits (not CLI steps)
     cli_s: list[float] = field(default_factory=list)  # ckpt commit / git add+commit, CLI steps
+    # ckpt commit handed to a running `ckpt serve` (every other CLI step; cli_s the rest)
+    cli_served_s: list[float] = field(default_factory=list)
     loads: dict[int, list[float]] = field(default_factory=dict)  # milestone -> seconds
     # The same checkpoints (drawn from the first 100) loaded at every milestone: how load
     # time depends on the length of history alone, not on the checkpoints growing.
@@ -162,6 +164,8 @@ def run(profile: Profile, options: Options) -> Result:
     cli_every = _every(total, options.cli_samples) if options.cli_samples else 0
     cli_file = root / "cli" / "checkpoint.json"
     cli_file.parent.mkdir()
+    if ckpt is not None and cli_every:
+        ckpt.start_server(root / "cli" / "serve.log")
     expected: list[dict[str, bytes]] = []
     keys: dict[str, list[Any]] = {p.name: [] for p in peers}
     parent: list[int | None] = []
@@ -186,8 +190,9 @@ def run(profile: Profile, options: Options) -> Result:
                 staged = peer.stage(step.state, step.session, step.fork_of)
                 res = results[peer.name]
                 if via_cli and peer is ckpt:
-                    key, seconds = ckpt.cli_commit(cli_file, step.session)
-                    res.cli_s.append(seconds)
+                    served = cli_steps % 2 == 0  # alternately, so drift hits both alike
+                    key, seconds = ckpt.cli_commit(cli_file, step.session, served=served)
+                    (res.cli_served_s if served else res.cli_s).append(seconds)
                 else:
                     t0 = time.perf_counter()
                     key = peer.commit(staged)

@@ -87,7 +87,10 @@ def test_sizes_commits_and_cli_steps_are_recorded(tiny_run: dict[str, Any]) -> N
         if name != "floor":
             assert len(peer["commit_s"]) == n - cli_steps, name
     us = result["peers"]["ckptstore"]
-    assert len(us["cli_s"]) == cli_steps
+    # Every other CLI step is handed to a running `ckpt serve`, from the second on.
+    assert len(us["cli_s"]) == 2
+    assert len(us["cli_served_s"]) == 1
+    assert "through `ckpt serve`" in tiny_run["markdown"]
     assert len(result["bytes_per_commit"]) == n - cli_steps
     assert all(b > 0 for b in result["bytes_per_commit"])
     kinds = {k for k in us["extra"] if not k.startswith("_")}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import sqlite3
 import subprocess
 import time
@@ -47,6 +49,7 @@ class CkptPeer(Peer):
         self.dir = Path()
         self.written: list[int] = []  # compressed bytes of new objects, per in-process commit
         self.new_objects: list[int] = []
+        self.server: subprocess.Popen[bytes] | None = None
 
     def open(self, root: Path) -> None:
         self.dir = root / "ckptstore" / ".ckpt"
@@ -77,12 +80,45 @@ class CkptPeer(Peer):
         self.new_objects.append(stats.objects_written - count)
         return info.id
 
-    def cli_commit(self, path: Path, session: str) -> tuple[Any, float]:
-        """Commit the checkpoint file at ``path`` through ``ckpt commit``; (key, seconds)."""
+    def start_server(self, log: Path) -> None:
+        """Run ``ckpt serve`` on the store (its log outside it: sizes count the store)."""
+        argv = [*ckpt_argv(), "--store", str(self.dir), "serve", "--idle", "7200"]
+        with open(log, "wb") as out:
+            self.server = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=out)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(self.dir / "serve.sock"))
+            except OSError:
+                time.sleep(0.05)
+                continue
+            finally:
+                probe.close()
+            return
+        raise RuntimeError(f"ckpt serve did not start; see {log}")
+
+    def stop_server(self) -> None:
+        if self.server is not None:
+            self.server.terminate()
+            self.server.wait(timeout=30)
+            self.server = None
+
+    def cli_commit(self, path: Path, session: str, *, served: bool = False) -> tuple[Any, float]:
+        """Commit the checkpoint file at ``path`` through ``ckpt commit``; (key, seconds).
+
+        ``served``: handed to the running ``ckpt serve``; else in a process of its own.
+        """
         argv = [*ckpt_argv(), "--store", str(self.dir), "commit", "--state", str(path)]
         argv += ["--session", session, "--json"]
+        env = dict(os.environ)
+        if served:
+            assert self.server is not None, "start_server first"
+            env.pop("CKPT_NO_SERVER", None)
+        else:
+            env["CKPT_NO_SERVER"] = "1"
         start = time.perf_counter()
-        out = subprocess.run(argv, capture_output=True, check=True, text=True)
+        out = subprocess.run(argv, capture_output=True, check=True, text=True, env=env)
         seconds = time.perf_counter() - start
         return json.loads(out.stdout)["id"], seconds
 
@@ -113,12 +149,14 @@ class CkptPeer(Peer):
 
     def finish(self) -> dict[str, Any]:
         """Close the store (so its WAL is folded into the file) and break its bytes down."""
+        self.stop_server()
         if self.store is not None:
             self.store.close()
             self.store = None
         return breakdown(self.dir / "store.db")
 
     def close(self) -> None:
+        self.stop_server()
         if self.store is not None:
             self.store.close()
             self.store = None
