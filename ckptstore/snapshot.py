@@ -54,6 +54,7 @@ __all__ = [
     "empty_state",
     "read_state",
     "seed_order",
+    "unestimated",
     "write_state",
 ]
 
@@ -150,6 +151,29 @@ def _records(pending: Pending, items: Iterable[Any]) -> list[Encoded]:
         if blob is not None:
             pending[blob[0]] = (Kind.BLOB, blob[1])
     return out
+
+
+def unestimated(state: Mapping[str, Any], using: Estimator) -> int:
+    """How many of a prepared state's records have no remembered estimate (at most).
+
+    A process that committed the parent remembers all but the changed ones: counting
+    the whole state then costs little more than those few estimates.
+    """
+    missing = 0
+    for name, value in state.items():
+        if name in LIST_SECTIONS:
+            keyed: Iterable[tuple[str | None, Any]] = ((None, record) for record in value)
+        elif name == "variables":
+            keyed = value.items()
+        else:
+            continue
+        for key, record in keyed:
+            if (
+                type(record) is not tuple
+                or cached_estimate(using, key, fingerprint(record)) is None
+            ):
+                missing += 1
+    return missing
 
 
 def write_state(state: Mapping[str, Any], *, count_tokens: bool = True) -> Built:

@@ -21,7 +21,7 @@ from typing import Any
 from ckptstore.commit_object import Commit
 from ckptstore.objects import Kind, pack_canonical
 from ckptstore.objectstore import ObjectStore
-from ckptstore.snapshot import Built, write_state
+from ckptstore.snapshot import Built, unestimated, write_state
 from ckptstore.tokens import Estimator, cached_estimate, estimate_entry, estimator
 from ckptstore.trees import Entry, read_items
 from ckptstore.treewalk import NotATree, Overlay, expand, fetch_values, own_leaves
@@ -32,6 +32,10 @@ _LIST_SECTIONS = ("tasks", "dependencies", "recent_outputs")
 _MAPS = ("variables", "meta")
 # One token for each of these sections, present (snapshot.write_state counts them).
 _COUNTED = (*_LIST_SECTIONS, "variables")
+
+# Up to this many records to estimate, a full count is cheaper than walking the trees
+# (a warm ``ckpt serve`` or a long-lived Store: only the changed records are new).
+_FEW_UNESTIMATED = 32
 
 Marked = tuple[str | None, Entry, bytes]
 """An entry, the name it is estimated with, and what its estimate is remembered by."""
@@ -140,10 +144,16 @@ def token_change(
 def write_counted(store: ObjectStore, state: Mapping[str, Any], parent: Commit | None) -> Built:
     """:func:`~ckptstore.snapshot.write_state` on ``parent``, its estimate counted by difference.
 
-    In full when there is no parent, or its figure is not the active estimator's count.
+    In full when there is no parent, its figure is not the active estimator's count, or
+    this process remembers the estimates of nearly every record already (it made the
+    parent): then the walk would cost more than the few estimates left.
     """
     using = estimator()
-    if parent is None or parent.tokenizer != using.name:
+    if (
+        parent is None
+        or parent.tokenizer != using.name
+        or unestimated(state, using) <= _FEW_UNESTIMATED
+    ):
         return write_state(state)
     built = write_state(state, count_tokens=False)
     change = token_change(store, built.pending, parent.tree, built.root, using)

@@ -106,6 +106,22 @@ def test_directory_environment_and_stdin_are_the_clients(served: Path, tmp_path:
         assert opened.load("main")["tasks"][1]["status"] == "completed"
 
 
+def test_a_config_change_is_seen_by_the_next_commit(served: Path, tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text(json.dumps(state(0)))
+    commit = ("--store", str(served), "commit", "--state", str(tmp_path / "s.json"))
+    assert ckpt(*commit).returncode == 0  # the server opens the store, no config yet
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        (served / "config.toml").write_text(
+            f'[[dependencies]]\nname = "db"\ncheck = "tcp"\nendpoint = "127.0.0.1:{port}"\n'
+        )
+        assert ckpt(*commit).returncode == 0
+    assert served_count(served) == 2
+    with Store.open(served) as opened:
+        dependencies = opened.load()["dependencies"]
+    assert [(d["name"], d["status"]) for d in dependencies] == [("db", "available")]
+
+
 def test_what_only_typer_handles_is_run_by_the_client(served: Path) -> None:
     done = ckpt("--store", str(served), "commit", "--help")
     assert done.returncode == 0

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from hypothesis import given
@@ -61,7 +62,8 @@ def test_counting_from_the_parent_gives_the_full_count(
         assert parent.estimated_tokens == full_count(old)
         if data.draw(st.booleans()):
             forget_estimates()  # the parent's entries are then read back and estimated
-        built = token_delta.write_counted(store.objects, prepare_state(new), parent)
+        with mock.patch.object(token_delta, "_FEW_UNESTIMATED", -1):  # always by difference
+            built = token_delta.write_counted(store.objects, prepare_state(new), parent)
         assert built.tokenizer == HEURISTIC.name
         assert built.tokens == full_count(new)
 
@@ -89,6 +91,22 @@ def test_a_commit_estimates_only_the_entries_that_changed() -> None:
         assert len(tokens._ENTRY_CACHE) == 2
         head = store.log(limit=1)[0]
         assert head.estimated_tokens == full_count(state)
+
+
+def test_a_process_that_remembers_the_estimates_counts_them_without_a_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = {"tasks": filler(300), "variables": {"plan": "line of the plan\n" * 1200}}
+    with Store.memory() as store:
+        store.capture(state, probe=False, plugins=False, environ=NO_ENV)
+
+        def no_walk(*_: Any) -> None:
+            raise AssertionError("walked the trees")
+
+        monkeypatch.setattr(token_delta, "token_change", no_walk)
+        state["tasks"][150]["status"] = "completed"
+        store.capture(state, probe=False, plugins=False, environ=NO_ENV)
+        assert store.log(limit=1)[0].estimated_tokens == full_count(state)
 
 
 def test_a_parent_counted_by_another_estimator_is_counted_again(

@@ -18,8 +18,12 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from ckptstore.store import Store
 
 __all__ = ["OPTIONS", "parse", "run"]
 
@@ -142,6 +146,7 @@ def run(
     notes: str = "",
     session: str | None = None,
     as_json: bool = False,
+    opened: Store | None = None,
 ) -> None:
     """Capture a checkpoint and print its id (or, with ``as_json``, the commit as JSON).
 
@@ -172,10 +177,11 @@ def run(
     for key in secrets.keys() & variables.keys():
         raise BadArgument("--secret-var", f"{key!r} is also given with --var; give it once")
     variables.update(secrets)
-    with Store.open(store) as opened:
+    # ``opened``: the store ``ckpt serve`` keeps open (it is ``store``), not closed here.
+    with nullcontext(opened) if opened is not None else Store.open(store) as target:
         if given is not None:
-            refuse_redacted(given, opened, source)
-        captured = opened.capture(
+            refuse_redacted(given, target, source)
+        captured = target.capture(
             given, session=session, merge=merge, edits=edits, variables=variables,
             unset=unset_var or (), notes=notes, source=source, secret=sorted(secrets),
             probe=not no_probe,

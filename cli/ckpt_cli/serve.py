@@ -7,9 +7,11 @@ directory (mode 0600, and only processes of the same user are answered) and runs
 commit it is handed exactly as the client would have: the same argument list through
 :func:`ckpt_cli.commit_cmd.parse` and :func:`~ckpt_cli.commit_cmd.run`, in the
 client's working directory and environment, on its standard input, with what the
-command writes and its exit code sent back. Requests run one at a time; the store is
-opened for each, as a fresh process opens it, so other processes (gc, other writers)
-are seen as they would be.
+command writes and its exit code sent back. Requests run one at a time, on the store
+kept open between them (opened again when ``config.toml`` changes): a long-lived Store,
+as an agent's own process holds one, whose caches are content-addressed and whose refs
+and settings are read afresh, so other processes (gc, other writers) are seen as a
+fresh process would see them.
 
 It declines a request, and the client runs the command itself, when it would not run
 the same thing: a client of another installation, code that changed on disk since the
@@ -33,7 +35,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -41,6 +43,9 @@ from ckpt_cli import serve_client as wire
 from ckpt_cli.base import StoreOpt, app, handle_errors, open_store
 from ckpt_cli.inputs import BadArgument
 from ckptstore.errors import CkptError
+
+if TYPE_CHECKING:
+    from ckptstore.store import Store
 
 _PACKAGE = os.path.dirname(os.path.abspath(wire.__file__))
 _SUN_PATH_MAX = 100  # bytes of a socket path every platform accepts (Linux: 107)
@@ -84,6 +89,15 @@ def _code_stamp() -> int:
     return newest
 
 
+def _set_environment(env: dict[str, str]) -> None:
+    """Make ``os.environ`` equal ``env``, touching only what differs (each is a putenv)."""
+    for key in os.environ.keys() - env.keys():
+        del os.environ[key]
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            os.environ[key] = value
+
+
 @contextlib.contextmanager
 def _as_client(cwd: str, env: dict[str, str], stdin: bytes | None) -> Iterator[tuple[Any, Any]]:
     """Run in the client's directory, environment and standard input; capture output."""
@@ -91,8 +105,7 @@ def _as_client(cwd: str, env: dict[str, str], stdin: bytes | None) -> Iterator[t
     saved_io = sys.stdin, sys.stdout, sys.stderr
     out, err = io.BytesIO(), io.BytesIO()
     os.chdir(cwd)
-    os.environ.clear()
-    os.environ.update(env)
+    _set_environment(env)
     sys.stdin = io.TextIOWrapper(io.BytesIO(stdin or b""), encoding="utf-8")
     sys.stdout = io.TextIOWrapper(out, encoding="utf-8", errors="surrogateescape")
     sys.stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace")
@@ -103,13 +116,12 @@ def _as_client(cwd: str, env: dict[str, str], stdin: bytes | None) -> Iterator[t
             wrapper.flush()
             wrapper.detach()  # closing a wrapper would close the buffer holding the output
         sys.stdin, sys.stdout, sys.stderr = saved_io
-        os.environ.clear()
-        os.environ.update(saved_env)
+        _set_environment(saved_env)
         os.chdir(here)
 
 
 def _run_commit(
-    argv: list[str], cwd: str, env: dict[str, str], stdin: bytes | None, store: Path
+    argv: list[str], cwd: str, env: dict[str, str], stdin: bytes | None, server: _Server
 ) -> list[bytes]:
     from ckpt_cli.commit_cmd import parse, run
     from ckpt_cli.inputs import exit_code
@@ -124,11 +136,11 @@ def _run_commit(
             where = find_store(values["store"], env=env)
         except CkptError:
             where = None  # the client reports it, as it would without a server
-        if where is None or os.path.realpath(where) != os.path.realpath(store):
+        if where is None or os.path.realpath(where) != os.path.realpath(server.store):
             return [b"declined", b"another store"]
         code = 0
         try:
-            run(**values)
+            run(**values, opened=server.opened())
         except CkptError as error:
             print(f"error: {error}", file=sys.stderr)
             code = exit_code(error)
@@ -166,6 +178,33 @@ class _Server:
         self.store, self.path, self.idle = store, path, idle
         self.stamp = _code_stamp()
         self.running = True
+        self._opened: Store | None = None
+        self._config_stamp: tuple[int, int] | None = None
+
+    def opened(self) -> Store:
+        """The store, kept open between requests; opened again when its config changes.
+
+        Open, it keeps what a long-lived Store keeps (objects read and written, in
+        bounded caches; content-addressed, so never stale) and re-reads refs and
+        settings as every Store does; only ``config.toml`` is read once per opening.
+        """
+        from ckptstore.store import Store
+
+        try:
+            info = os.stat(self.store / "config.toml")
+            stamp = (info.st_mtime_ns, info.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if self._opened is None or stamp != self._config_stamp:
+            self.close()
+            self._opened = Store.open(self.store)
+            self._config_stamp = stamp
+        return self._opened
+
+    def close(self) -> None:
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
 
     def handle(self, fields: list[bytes]) -> list[bytes]:
         if not fields or fields[0] != wire.PROTOCOL:
@@ -184,7 +223,7 @@ class _Server:
             self.running = False  # serving old code: stop, the next start loads the new
             return [b"declined", b"the code changed"]
         argv, cwd, env, stdin = _decode_commit(rest[1:])
-        return _run_commit(argv, cwd, env, stdin, self.store)
+        return _run_commit(argv, cwd, env, stdin, self)
 
     def serve(self, listener: socket.socket) -> None:
         listener.settimeout(self.idle)
@@ -255,6 +294,7 @@ def serve_forever(store: Path, *, idle: float) -> None:
         listener.close()
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+        server.close()
 
 
 def _detach(store: Path, idle: float) -> int:
