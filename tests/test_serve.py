@@ -38,8 +38,15 @@ def ckpt(*args: str, cwd: Path | None = None, stdin: bytes | None = None, **extr
     )
 
 
+def status(store: Path) -> dict[str, Any]:
+    done = ckpt("--store", str(store), "serve", "--status", "--json")
+    assert done.returncode == 0, done.stderr
+    found: dict[str, Any] = json.loads(done.stdout)
+    return found
+
+
 def served_count(store: Path) -> int:
-    return (store / "serve.log").read_text().count("commit: ran ")
+    return int(status(store)["served"])
 
 
 def state(step: int) -> dict[str, Any]:
@@ -57,6 +64,9 @@ def served(tmp_path: Path) -> Iterator[Path]:
     started = ckpt("--store", str(store), "serve", "--detach", "--idle", "120")
     assert started.returncode == 0, started.stderr
     assert b"serving" in started.stdout
+    again = ckpt("--store", str(store), "serve", "--detach")  # once is enough: a no-op
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split(b"(pid ")[1][:6] == started.stdout.split(b"(pid ")[1][:6]
     yield store
     ckpt("--store", str(store), "serve", "--stop")
 
@@ -126,7 +136,8 @@ def test_what_only_typer_handles_is_run_by_the_client(served: Path) -> None:
     done = ckpt("--store", str(served), "commit", "--help")
     assert done.returncode == 0
     assert b"Usage" in done.stdout
-    assert "declined arguments for typer" in (served / "serve.log").read_text()
+    assert "declined a request: arguments for typer" in (served / "serve.log").read_text()
+    assert status(served)["declined"] == 1
 
 
 def ask(store: Path, fields: list[bytes]) -> list[bytes]:
@@ -174,10 +185,13 @@ def test_stop_removes_the_socket_and_a_second_server_is_refused(served: Path) ->
         time.sleep(0.02)
     assert not (served / wire.SOCKET_NAME).exists()
     assert ckpt("--store", str(served), "serve", "--stop").returncode == 1
+    gone = ckpt("--store", str(served), "serve", "--status")
+    assert gone.returncode == 1
+    assert b"no server runs" in gone.stderr
 
 
 def test_a_dead_server_is_not_waited_for(served: Path, tmp_path: Path) -> None:
-    pid = int(ask(served, [wire.PROTOCOL, b"ping"])[1])
+    pid = status(served)["pid"]
     os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
     assert (served / wire.SOCKET_NAME).exists()  # left behind
@@ -199,11 +213,17 @@ def test_an_idle_server_stops_by_itself(tmp_path: Path) -> None:
     assert "idle for 0.3 s: stopping" in (store / "serve.log").read_text()
 
 
-def test_a_server_of_changed_code_declines_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_server_of_changed_code_declines_and_stops(tmp_path: Path) -> None:
     from ckpt_cli import serve
 
-    server = serve._Server(Path("."), Path("serve.sock"), idle=1.0)
-    monkeypatch.setattr(serve, "_code_stamp", lambda: server.stamp + 1)
-    request = commit_request(serve._PACKAGE, Path("."), ["commit"])
+    serve._warm_up()  # as a server does before it starts
+    server = serve._Server(tmp_path, tmp_path / wire.SOCKET_NAME, idle=1.0)
+    assert any(f.endswith("commit_cmd.py") for f in server.files)  # what a commit runs
+    source = tmp_path / "module.py"
+    source.write_text("")
+    server.files.append(str(source))
+    server.stamp = serve._code_stamp(server.files)
+    os.utime(source, ns=(server.stamp + 10**9, server.stamp + 10**9))  # reinstalled
+    request = commit_request(serve._PACKAGE, tmp_path, ["commit"])
     assert server.handle(request) == [b"declined", b"the code changed"]
     assert server.running is False

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ckpt_cli import serve_client as wire
-from ckpt_cli.base import StoreOpt, app, handle_errors, open_store
+from ckpt_cli.base import JsonOpt, StoreOpt, app, handle_errors, open_store, print_json
 from ckpt_cli.inputs import BadArgument
 from ckptstore.errors import CkptError
 
@@ -75,17 +75,21 @@ def _ask(path: Path, fields: list[bytes], timeout: float = 2.0) -> list[bytes] |
         conn.close()
 
 
-def _code_stamp() -> int:
-    """The newest modification time of ckptstore's and the CLI's loaded source files."""
+def _source_files() -> list[str]:
+    """The loaded source files of ckptstore and the CLI (what a changed install changes)."""
     import ckptstore
 
     roots = (os.path.dirname(ckptstore.__file__), _PACKAGE)
+    found = (getattr(module, "__file__", None) or "" for module in list(sys.modules.values()))
+    return sorted({where for where in found if where.startswith(roots)})
+
+
+def _code_stamp(files: list[str]) -> int:
+    """The newest modification time of ``files`` (0 for a file gone)."""
     newest = 0
-    for module in list(sys.modules.values()):
-        where = getattr(module, "__file__", None) or ""
-        if where.startswith(roots):
-            with contextlib.suppress(OSError):
-                newest = max(newest, os.stat(where).st_mtime_ns)
+    for where in files:
+        with contextlib.suppress(OSError):
+            newest = max(newest, os.stat(where).st_mtime_ns)
     return newest
 
 
@@ -176,8 +180,11 @@ def _same_user(conn: socket.socket) -> bool:
 class _Server:
     def __init__(self, store: Path, path: Path, idle: float) -> None:
         self.store, self.path, self.idle = store, path, idle
-        self.stamp = _code_stamp()
+        self.files = _source_files()
+        self.stamp = _code_stamp(self.files)
         self.running = True
+        self.served = self.declined = 0
+        self.started = time.monotonic()
         self._opened: Store | None = None
         self._config_stamp: tuple[int, int] | None = None
 
@@ -206,12 +213,16 @@ class _Server:
             self._opened.close()
             self._opened = None
 
+    def status(self) -> list[bytes]:
+        up = round(time.monotonic() - self.started)
+        return [b"pong", *(str(n).encode() for n in (os.getpid(), self.served, self.declined, up))]
+
     def handle(self, fields: list[bytes]) -> list[bytes]:
         if not fields or fields[0] != wire.PROTOCOL:
             return [b"declined", b"another protocol"]
         what, rest = fields[1] if len(fields) > 1 else b"", fields[2:]
         if what == b"ping":
-            return [b"pong", str(os.getpid()).encode()]
+            return self.status()
         if what == b"stop":
             self.running = False
             return [b"stopping", str(os.getpid()).encode()]
@@ -219,7 +230,7 @@ class _Server:
             return [b"declined", b"unknown request"]
         if os.fsdecode(rest[0]) != _PACKAGE:
             return [b"declined", b"another installation"]
-        if _code_stamp() != self.stamp:
+        if _code_stamp(self.files) != self.stamp:
             self.running = False  # serving old code: stop, the next start loads the new
             return [b"declined", b"the code changed"]
         argv, cwd, env, stdin = _decode_commit(rest[1:])
@@ -231,10 +242,9 @@ class _Server:
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
-                print(f"idle for {self.idle:g} s: stopping", file=sys.stderr, flush=True)
+                _log(f"idle for {self.idle:g} s: stopping")
                 return
             with conn:
-                start = time.perf_counter()
                 conn.settimeout(30.0)  # a client sends its request at once
                 try:
                     if not _same_user(conn):
@@ -244,12 +254,18 @@ class _Server:
                     reply = self.handle(fields)
                     conn.sendall(wire.frame(reply))
                 except (OSError, EOFError, ValueError, IndexError) as error:
-                    print(f"dropped a request: {error}", file=sys.stderr, flush=True)
+                    _log(f"dropped a request: {error}")
                     continue
-                ms = (time.perf_counter() - start) * 1000
-                what = fields[1].decode(errors="replace") if len(fields) > 1 else "?"
-                outcome = reply[0].decode() + (f" {reply[1].decode()}" if len(reply) > 1 else "")
-                print(f"{what}: {outcome} ({ms:.1f} ms)", file=sys.stderr, flush=True)
+                if reply[0] == b"ran":
+                    self.served += 1
+                elif reply[0] == b"declined":
+                    # Worth a line: the client ran it itself, at a fresh process's cost.
+                    self.declined += 1
+                    _log(f"declined a request: {reply[1].decode()}")
+
+
+def _log(line: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}", file=sys.stderr, flush=True)
 
 
 def _warm_up() -> None:
@@ -281,12 +297,15 @@ def serve_forever(store: Path, *, idle: float) -> None:
     old_umask = os.umask(0o077)
     try:
         listener.bind(str(path))
+    except OSError as err:  # another server bound it since the check above
+        listener.close()
+        raise ServeFailed(store, f"cannot listen on {path.name}: {err.strerror or err}") from None
     finally:
         os.umask(old_umask)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         listener.listen(64)
-        print(f"serving {store} (pid {os.getpid()})", file=sys.stderr, flush=True)
+        _log(f"serving {store} (pid {os.getpid()})")
         server.serve(listener)
     except KeyboardInterrupt:
         pass
@@ -295,6 +314,7 @@ def serve_forever(store: Path, *, idle: float) -> None:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
         server.close()
+        _log(f"stopped after {server.served} commits served, {server.declined} declined")
 
 
 def _detach(store: Path, idle: float) -> int:
@@ -316,6 +336,15 @@ def _detach(store: Path, idle: float) -> int:
     raise ServeFailed(store, f"the server did not start; see {store / 'serve.log'}")
 
 
+def _status(path: Path) -> dict[str, int] | None:
+    """What the server at ``path`` reports of itself, or None if none answers."""
+    pong = _ask(path, [b"ping"])
+    if pong is None or pong[0] != b"pong":
+        return None
+    names = ("pid", "served", "declined", "up_seconds")
+    return dict(zip(names, map(int, pong[1:]), strict=True))
+
+
 @app.command()
 @handle_errors
 def serve(
@@ -325,13 +354,20 @@ def serve(
         float, typer.Option("--idle", help="Stop after this many seconds without a request.")
     ] = 1800.0,
     detach: Annotated[
-        bool, typer.Option("--detach", help="Run in the background (log: serve.log).")
+        bool,
+        typer.Option("--detach", help="Run in the background (log: serve.log); once is enough."),
     ] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the store's server.")] = False,
+    status: Annotated[
+        bool, typer.Option("--status", help="Report the store's server (exit 1 if none runs).")
+    ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Keep a process running that makes this store's commits fast (`ckpt commit` uses it)."""
     if idle <= 0:
         raise BadArgument("--idle", f"must be more than 0 seconds, not {idle:g}")
+    if sum((detach, stop, status)) > 1:
+        raise BadArgument("--detach", "give one of --detach, --stop and --status")
     with open_store(ctx, store) as opened:
         assert opened.path is not None
         where = opened.path
@@ -342,8 +378,18 @@ def serve(
             raise ServeFailed(where, "no server runs for it")
         typer.echo(f"stopped the server of {where} (pid {reply[1].decode()})")
         return
-    if detach:
-        pid = _detach(where, idle)
-        typer.echo(f"serving {where} (pid {pid})")
+    if status or detach:
+        found = _status(path)
+        if found is None and detach:
+            found = {"pid": _detach(where, idle), "served": 0, "declined": 0, "up_seconds": 0}
+        if found is None:
+            raise ServeFailed(where, "no server runs for it")
+        if as_json:
+            print_json({"store": str(where), **found})
+        else:
+            typer.echo(
+                f"serving {where} (pid {found['pid']}, up {found['up_seconds']} s,"
+                f" {found['served']} commits served, {found['declined']} declined)"
+            )
         return
     serve_forever(where, idle=idle)
