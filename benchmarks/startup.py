@@ -1,14 +1,17 @@
 """Where a CLI commit's milliseconds go: interpreter start, imports, the commit itself.
 
 Run after the main run, on its stores: ``ckpt commit --var KEY VALUE`` against the
-ckptstore store, interleaved with ``git add && git commit`` of the checkpoint file with
-the same variable changed (the file is written untimed), plus ``python -c pass`` (the
-interpreter's own start) and ``python -X importtime`` of the same ``ckpt`` command.
+ckptstore store, in a process of its own and handed to a ``ckpt serve`` started for
+these probes (one commit after another, as an agent's hooks make them), interleaved
+with ``git add && git commit`` of the checkpoint file with the same variable changed
+(the file is written untimed), plus ``python -c pass`` (the interpreter's own start)
+and ``python -X importtime`` of the same ``ckpt`` command.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -25,9 +28,12 @@ __all__ = ["importtime", "measure"]
 _LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
-def _wall(argv: list[str], cwd: Path) -> float:
+def _wall(argv: list[str], cwd: Path, **env: str) -> float:
+    environ = {**os.environ, **env}
+    if not env:
+        environ.pop("CKPT_NO_SERVER", None)
     start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, capture_output=True)
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, env=environ)
     return time.perf_counter() - start
 
 
@@ -66,15 +72,33 @@ def measure(
         "git add && git commit": [],
     }
     out["python -c 'import ckptstore'"] = []
-    for n in range(samples):
-        out["python -c pass"].append(_wall([PYTHON, "-c", "pass"], cwd))
-        out["python -c 'import ckptstore'"].append(_wall([PYTHON, "-c", "import ckptstore"], cwd))
-        argv = [*ckpt, "commit", "--var", "bench_probe", str(n), "--session", session]
-        out["ckpt commit --var"].append(_wall(argv, cwd))
-        if git is not None:
-            changed = {**state, "variables": {**state["variables"], "bench_probe": n}}
-            git.write(changed, session)
-            out["git add && git commit"].append(git.add_commit(session, f"probe {n}"))
+    served = "ckpt commit --var, through `ckpt serve`"
+
+    def probe(value: str) -> list[str]:
+        return [*ckpt, "commit", "--var", "bench_probe", value, "--session", session]
+
+    out[served] = []
+    # The sizes are taken by now: the server's log may go in the store directory.
+    subprocess.run([*ckpt, "serve", "--detach", "--idle", "600"], check=True, capture_output=True)
+    try:
+        for n in range(samples):
+            out["python -c pass"].append(_wall([PYTHON, "-c", "pass"], cwd))
+            out["python -c 'import ckptstore'"].append(
+                _wall([PYTHON, "-c", "import ckptstore"], cwd)
+            )
+            out["ckpt commit --var"].append(_wall(probe(str(n)), cwd, CKPT_NO_SERVER="1"))
+            out[served].append(_wall(probe(f"{n} served"), cwd))
+            if git is not None:
+                changed = {**state, "variables": {**state["variables"], "bench_probe": n}}
+                git.write(changed, session)
+                out["git add && git commit"].append(git.add_commit(session, f"probe {n}"))
+        status = subprocess.run(
+            [*ckpt, "serve", "--status", "--json"], check=True, capture_output=True, text=True
+        )
+        if json.loads(status.stdout)["served"] != samples:  # else it timed fresh processes
+            raise RuntimeError(f"ckpt serve did not take every probe: {status.stdout}")
+    finally:
+        subprocess.run([*ckpt, "serve", "--stop"], capture_output=True)
     ckpt_module = [PYTHON, "-m", "ckpt_cli", "--store", str(store_dir)]
     out["importtime"] = importtime(
         [*ckpt_module[1:], "commit", "--var", "bench_probe", "x", "--session", session], cwd

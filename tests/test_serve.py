@@ -18,6 +18,7 @@ import pytest
 
 from ckpt_cli import serve_client as wire
 from ckptstore import Store
+from storetools import drop_session
 from strategies import user_fields
 
 EXE = shutil.which("ckpt", path=str(Path(sys.executable).parent))
@@ -154,9 +155,7 @@ def commit_request(package: str, cwd: Path, argv: list[str]) -> list[bytes]:
             str(len(argv)).encode(), *(a.encode() for a in argv), b"0", b"0", b""]  # fmt: skip
 
 
-def test_a_server_declines_another_installation_and_another_store(
-    served: Path, tmp_path: Path
-) -> None:
+def test_a_server_declines_what_it_would_not_run_the_same_way(served: Path, tmp_path: Path) -> None:
     package = os.path.dirname(os.path.abspath(wire.__file__))
     other = tmp_path / "other" / ".ckpt"
     assert ckpt("--store", str(other), "init").returncode == 0
@@ -167,9 +166,54 @@ def test_a_server_declines_another_installation_and_another_store(
         b"declined",
         b"another installation",
     ]
+    gone = commit_request(package, tmp_path / "gone", argv)
+    assert ask(served, gone) == [b"declined", b"the working directory is gone"]
     assert ask(served, commit_request(package, tmp_path, argv))[:2] == [b"ran", b"0"]
     with Store.open(other) as opened:
         assert opened.refs.session_head("main") is None  # nothing was written there
+
+
+def test_concurrent_clients_are_each_served_and_all_land(served: Path, tmp_path: Path) -> None:
+    assert EXE is not None
+
+    def start(n: int) -> subprocess.Popen[bytes]:
+        argv = [EXE, "--store", str(served), "commit", "-s", f"agent-{n % 3}", "--var", "n", str(n)]
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
+
+    procs = [start(n) for n in range(12)]
+    outcomes = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        outcomes.append((proc.returncode, err))
+    assert outcomes == [(0, b"")] * 12
+    assert served_count(served) == 12
+    with Store.open(served) as opened:
+        for agent in range(3):
+            seen = {c.checkpoint_id for c in opened.log(session=f"agent-{agent}")}
+            values = sorted(opened.load(ref)["variables"]["n"] for ref in seen)
+            assert values == [n for n in range(12) if n % 3 == agent]
+        assert opened.fsck().ok
+
+
+def test_a_gc_elsewhere_is_seen_by_the_open_store(served: Path, tmp_path: Path) -> None:
+    (tmp_path / "s.json").write_text(json.dumps(state(5)))
+    commit = ("--store", str(served), "commit", "--state", str(tmp_path / "s.json"))
+    assert ckpt(*commit, "-s", "scratch").returncode == 0  # the server writes its objects
+    with Store.open(served) as opened:
+        drop_session(opened, "scratch")
+    time.sleep(1.1)  # ages are whole seconds: a grace of 0 s spares this second's objects
+    collected = ckpt(
+        "--store", str(served), "gc", "--grace", "0s", "--reflog-expiry", "0s", "--json"
+    )
+    assert collected.returncode == 0, collected.stderr
+    assert json.loads(collected.stdout)["objects_removed"] > 0
+    # The same state again: the server remembers writing those objects, gc removed them.
+    assert ckpt(*commit, "-s", "main").returncode == 0
+    assert served_count(served) == 2
+    with Store.open(served) as opened:
+        loaded = opened.load("main")
+        assert {name: loaded[name] for name in state(5)} == state(5)
+        assert opened.fsck().ok
 
 
 def test_stop_removes_the_socket_and_a_second_server_is_refused(served: Path) -> None:

@@ -129,12 +129,13 @@ def _run_commit(
 ) -> list[bytes]:
     from ckpt_cli.commit_cmd import parse, run
     from ckpt_cli.inputs import exit_code
-    from ckptstore.errors import CkptError
     from ckptstore.location import find_store
 
     values = parse(argv, environ=env)
     if values is None:
         return [b"declined", b"arguments for typer"]
+    if not os.path.isdir(cwd):
+        return [b"declined", b"the working directory is gone"]
     with _as_client(cwd, env, stdin) as (out, err):
         try:
             where = find_store(values["store"], env=env)
@@ -148,8 +149,10 @@ def _run_commit(
         except CkptError as error:
             print(f"error: {error}", file=sys.stderr)
             code = exit_code(error)
-        except SystemExit as done:
-            code = done.code if isinstance(done.code, int) else 1
+        except SystemExit as done:  # as the interpreter ends a process with it
+            if done.code is not None and not isinstance(done.code, int):
+                print(done.code, file=sys.stderr)
+            code = done.code if isinstance(done.code, int) else 0 if done.code is None else 1
         except Exception:  # what the client would have printed, not the server's end
             traceback.print_exc()
             code = 1
@@ -366,6 +369,8 @@ def serve(
     """Keep a process running that makes this store's commits fast (`ckpt commit` uses it)."""
     if idle <= 0:
         raise BadArgument("--idle", f"must be more than 0 seconds, not {idle:g}")
+    if not hasattr(socket, "AF_UNIX"):
+        raise BadArgument("serve", "needs Unix domain sockets, which this platform lacks")
     if sum((detach, stop, status)) > 1:
         raise BadArgument("--detach", "give one of --detach, --stop and --status")
     with open_store(ctx, store) as opened:
