@@ -72,7 +72,7 @@ def measure(
         "git add && git commit": [],
     }
     out["python -c 'import ckptstore'"] = []
-    served = "ckpt commit --var, through `ckpt serve`"
+    served = "ckpt commit --var, handed to ckpt serve"
 
     def probe(value: str) -> list[str]:
         return [*ckpt, "commit", "--var", "bench_probe", value, "--session", session]

@@ -101,7 +101,7 @@ def test_sizes_commits_and_cli_steps_are_recorded(tiny_run: dict[str, Any]) -> N
         assert git["extra"]["before_gc"]["apparent"] > 0
     startup = result["startup"]
     assert len(startup["ckpt commit --var"]) == 1
-    assert len(startup["ckpt commit --var, through `ckpt serve`"]) == 1  # checked as served
+    assert len(startup["ckpt commit --var, handed to ckpt serve"]) == 1  # checked as served
     assert startup["importtime"]["modules"] > 0
 
 
