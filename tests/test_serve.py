@@ -216,6 +216,22 @@ def test_a_gc_elsewhere_is_seen_by_the_open_store(served: Path, tmp_path: Path) 
         assert opened.fsck().ok
 
 
+def test_bad_serve_arguments_are_one_line_errors(served: Path, tmp_path: Path) -> None:
+    for args, code, needle in (
+        (["--idle", "0"], 2, b"--idle: must be more than 0 seconds"),
+        (["--stop", "--status"], 2, b"--stop and --status: give only one of them"),
+    ):
+        done = ckpt("--store", str(served), "serve", *args)
+        assert done.returncode == code
+        assert done.stderr.count(b"\n") == 1
+        assert needle in done.stderr
+    nowhere = ckpt("serve", "--status", CKPT_STORE=str(tmp_path / "none"))
+    assert nowhere.returncode == 1
+    assert nowhere.stderr.startswith(b"error: ")
+    assert b"does not exist" in nowhere.stderr
+    assert status(served)["served"] == 0  # nothing reached the server
+
+
 def test_stop_removes_the_socket_and_a_second_server_is_refused(served: Path) -> None:
     again = ckpt("--store", str(served), "serve")
     assert again.returncode == 1

@@ -371,8 +371,11 @@ def serve(
         raise BadArgument("--idle", f"must be more than 0 seconds, not {idle:g}")
     if not hasattr(socket, "AF_UNIX"):
         raise BadArgument("serve", "needs Unix domain sockets, which this platform lacks")
-    if sum((detach, stop, status)) > 1:
-        raise BadArgument("--detach", "give one of --detach, --stop and --status")
+    given = [
+        name for name, on in (("--detach", detach), ("--stop", stop), ("--status", status)) if on
+    ]
+    if len(given) > 1:
+        raise BadArgument(" and ".join(given), "give only one of them")
     with open_store(ctx, store) as opened:
         assert opened.path is not None
         where = opened.path
