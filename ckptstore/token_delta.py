@@ -21,17 +21,16 @@ from typing import Any
 from ckptstore.commit_object import Commit
 from ckptstore.objects import Kind, pack_canonical
 from ckptstore.objectstore import ObjectStore
-from ckptstore.snapshot import Built, unestimated, write_state
+from ckptstore.snapshot import LIST_SECTIONS, Built, unestimated, write_state
 from ckptstore.tokens import Estimator, cached_estimate, estimate_entry, estimator
 from ckptstore.trees import Entry, read_items
 from ckptstore.treewalk import NotATree, Overlay, expand, fetch_values, own_leaves
 
 __all__ = ["token_change", "write_counted"]
 
-_LIST_SECTIONS = ("tasks", "dependencies", "recent_outputs")
 _MAPS = ("variables", "meta")
 # One token for each of these sections, present (snapshot.write_state counts them).
-_COUNTED = (*_LIST_SECTIONS, "variables")
+_COUNTED = (*LIST_SECTIONS, "variables")
 
 # Up to this many records to estimate, a full count is cheaper than walking the trees
 # (a warm ``ckpt serve`` or a long-lived Store: only the changed records are new).
@@ -74,8 +73,9 @@ def _whole(store: ObjectStore, name: str, entry: Entry | None) -> list[Marked]:
     """Every entry of one side's section (a side without it has none)."""
     if entry is None:
         return []
-    if not isinstance(entry, bytes) or store.get_many([entry])[entry][0] != Kind.TREE:
-        raise NotATree
+    found = store.get_many([entry]).get(entry) if isinstance(entry, bytes) else None
+    if found is None or found[0] != Kind.TREE:
+        raise NotATree  # counted in full instead, from the new state alone
     return _marked(read_items(store, entry), name)
 
 
