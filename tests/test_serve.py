@@ -145,7 +145,7 @@ def ask(store: Path, fields: list[bytes]) -> list[bytes]:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(10)
     with conn:
-        conn.connect(str(store / wire.SOCKET_NAME))
+        wire.in_directory(str(store), conn.connect)
         conn.sendall(wire.frame(fields))
         return wire.read_frame(conn)
 
@@ -214,6 +214,22 @@ def test_a_gc_elsewhere_is_seen_by_the_open_store(served: Path, tmp_path: Path) 
         loaded = opened.load("main")
         assert {name: loaded[name] for name in state(5)} == state(5)
         assert opened.fsck().ok
+
+
+def test_a_store_too_deep_for_a_socket_address_is_served(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    store = deep / ".ckpt"
+    assert len(os.fsencode(store / wire.SOCKET_NAME)) > 110  # beyond any sun_path
+    assert ckpt("--store", str(store), "init").returncode == 0
+    started = ckpt("--store", str(store), "serve", "--detach", "--idle", "60")
+    assert started.returncode == 0, started.stderr
+    try:
+        (tmp_path / "s.json").write_text(json.dumps(state(2)))
+        done = ckpt("commit", "--state", str(tmp_path / "s.json"), cwd=deep)
+        assert done.returncode == 0, done.stderr
+        assert served_count(store) == 1
+    finally:
+        assert ckpt("--store", str(store), "serve", "--stop").returncode == 0
 
 
 def test_bad_serve_arguments_are_one_line_errors(served: Path, tmp_path: Path) -> None:

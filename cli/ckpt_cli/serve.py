@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from ckptstore.store import Store
 
 _PACKAGE = os.path.dirname(os.path.abspath(wire.__file__))
-_SUN_PATH_MAX = 100  # bytes of a socket path every platform accepts (Linux: 107)
 _READY_TIMEOUT = 15.0
 
 
@@ -61,12 +60,12 @@ class ServeFailed(CkptError):
         super().__init__(f"{store}: {problem}")
 
 
-def _ask(path: Path, fields: list[bytes], timeout: float = 2.0) -> list[bytes] | None:
-    """Send one message to the server at ``path``; its reply, or None if none answered."""
+def _ask(store: Path, fields: list[bytes], timeout: float = 2.0) -> list[bytes] | None:
+    """Send one message to the store's server; its reply, or None if none answered."""
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(timeout)
     try:
-        conn.connect(str(path))
+        wire.in_directory(str(store), conn.connect)
         conn.sendall(wire.frame([wire.PROTOCOL, *fields]))
         return wire.read_frame(conn)
     except (OSError, EOFError):
@@ -284,13 +283,11 @@ def serve_forever(store: Path, *, idle: float) -> None:
     """Serve the store's commits until idle, stopped or signalled (``ckpt serve``).
 
     Raises:
-        ServeFailed: the socket path is too long, or a server already runs.
+        ServeFailed: a server already runs, or the socket cannot be made.
     """
     path = store / wire.SOCKET_NAME
-    if len(os.fsencode(path)) > _SUN_PATH_MAX:
-        raise ServeFailed(store, f"too long a path for a socket (over {_SUN_PATH_MAX} bytes)")
     if path.exists() or path.is_symlink():
-        pong = _ask(path, [b"ping"])
+        pong = _ask(store, [b"ping"])
         if pong is not None and pong[0] == b"pong":
             raise ServeFailed(store, f"a server already runs for it (pid {pong[1].decode()})")
         path.unlink()  # left by a server that died
@@ -299,7 +296,7 @@ def serve_forever(store: Path, *, idle: float) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o077)
     try:
-        listener.bind(str(path))
+        wire.in_directory(str(store), listener.bind)
     except OSError as err:  # another server bound it since the check above
         listener.close()
         raise ServeFailed(store, f"cannot listen on {path.name}: {err.strerror or err}") from None
@@ -330,7 +327,7 @@ def _detach(store: Path, idle: float) -> int:
         )  # fmt: skip
     deadline = time.monotonic() + _READY_TIMEOUT
     while time.monotonic() < deadline:
-        pong = _ask(store / wire.SOCKET_NAME, [b"ping"], timeout=1.0)
+        pong = _ask(store, [b"ping"], timeout=1.0)
         if pong is not None and pong[0] == b"pong":
             return int(pong[1])
         if child.poll() is not None:
@@ -339,9 +336,9 @@ def _detach(store: Path, idle: float) -> int:
     raise ServeFailed(store, f"the server did not start; see {store / 'serve.log'}")
 
 
-def _status(path: Path) -> dict[str, int] | None:
-    """What the server at ``path`` reports of itself, or None if none answers."""
-    pong = _ask(path, [b"ping"])
+def _status(store: Path) -> dict[str, int] | None:
+    """What the store's server reports of itself, or None if none answers."""
+    pong = _ask(store, [b"ping"])
     if pong is None or pong[0] != b"pong":
         return None
     names = ("pid", "served", "declined", "up_seconds")
@@ -379,15 +376,14 @@ def serve(
     with open_store(ctx, store) as opened:
         assert opened.path is not None
         where = opened.path
-    path = where / wire.SOCKET_NAME
     if stop:
-        reply = _ask(path, [b"stop"])
+        reply = _ask(where, [b"stop"])
         if reply is None or reply[0] != b"stopping":
             raise ServeFailed(where, "no server runs for it")
         typer.echo(f"stopped the server of {where} (pid {reply[1].decode()})")
         return
     if status or detach:
-        found = _status(path)
+        found = _status(where)
         if found is None and detach:
             found = {"pid": _detach(where, idle), "served": 0, "declined": 0, "up_seconds": 0}
         if found is None:

@@ -28,7 +28,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 PROTOCOL = b"ckpt-serve/1"
 SOCKET_NAME = "serve.sock"
@@ -36,6 +36,7 @@ ENV_NO_SERVER = "CKPT_NO_SERVER"
 _STORE_DIR = ".ckpt"
 _STORE_FILE = "store.db"
 _FIELD_MAX = 1 << 30
+_SUN_PATH_MAX = 100  # bytes of a socket path every platform takes (Linux: 107, macOS: 103)
 
 
 class Unanswered(Exception):
@@ -71,6 +72,25 @@ def read_frame(conn: _socket.socket) -> list[bytes]:
             raise EOFError("a field larger than any message sent here")
         fields.append(_exactly(conn, size))
     return fields
+
+
+def in_directory(directory: str, call: Callable[[str], None]) -> None:
+    """``call`` with the path of the store's socket, however deep the store lies.
+
+    A socket's address holds at most ~100 bytes of path; a store deeper than that (a
+    worktree far down a home directory) is reached by a path relative to the store,
+    from inside it, and the working directory is put back.
+    """
+    path = os.path.join(directory, SOCKET_NAME)
+    if len(os.fsencode(path)) <= _SUN_PATH_MAX:
+        call(path)
+        return
+    here = os.getcwd()
+    os.chdir(directory)
+    try:
+        call(SOCKET_NAME)
+    finally:
+        os.chdir(here)
 
 
 def _is_store(directory: str) -> bool:
@@ -131,13 +151,13 @@ def _request(argv: Sequence[str], cwd: str) -> list[bytes]:
     ]
 
 
-def _ask(path: str, request: list[bytes]) -> list[bytes] | None:
+def _ask(store: str, request: list[bytes]) -> list[bytes] | None:
     """The server's reply, or None if no server took the request (a stale socket)."""
     conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         try:
             conn.settimeout(2.0)
-            conn.connect(path)
+            in_directory(store, conn.connect)
             conn.settimeout(None)  # a commit takes as long as it takes
             conn.sendall(frame(request))
         except OSError:
@@ -166,11 +186,10 @@ def forward(argv: Sequence[str]) -> int | None:
     store = guess_store(argv, dict(os.environ), cwd)
     if store is None:
         return None
-    path = os.path.join(store, SOCKET_NAME)
-    if not os.path.exists(path):
+    if not os.path.exists(os.path.join(store, SOCKET_NAME)):
         return None
     request = _request(argv, cwd)
-    reply = _ask(path, request)
+    reply = _ask(store, request)
     if reply is None or reply[0] != b"ran":
         # No server there, or it declined (another installation, changed code, not its
         # store): run the command here, on the standard input already read.
