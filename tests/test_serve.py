@@ -151,8 +151,7 @@ def ask(store: Path, fields: list[bytes]) -> list[bytes]:
 
 
 def commit_request(package: str, cwd: Path, argv: list[str]) -> list[bytes]:
-    return [wire.PROTOCOL, b"commit", package.encode(), str(cwd).encode(),
-            str(len(argv)).encode(), *(a.encode() for a in argv), b"0", b"0", b""]  # fmt: skip
+    return wire.commit_request(package, str(cwd), argv, {}, None)
 
 
 def test_a_server_declines_what_it_would_not_run_the_same_way(served: Path, tmp_path: Path) -> None:
@@ -166,6 +165,8 @@ def test_a_server_declines_what_it_would_not_run_the_same_way(served: Path, tmp_
         b"declined",
         b"another installation",
     ]
+    malformed = [wire.PROTOCOL, b"commit", package.encode(), b"/", b"two"]
+    assert ask(served, malformed) == [b"declined", b"a malformed request"]
     gone = commit_request(package, tmp_path / "gone", argv)
     assert ask(served, gone) == [b"declined", b"the working directory is gone"]
     assert ask(served, commit_request(package, tmp_path, argv))[:2] == [b"ran", b"0"]

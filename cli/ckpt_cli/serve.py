@@ -158,18 +158,6 @@ def _run_commit(
     return [b"ran", str(code).encode(), out.getvalue(), err.getvalue()]
 
 
-def _decode_commit(fields: list[bytes]) -> tuple[list[str], str, dict[str, str], bytes | None]:
-    cwd = os.fsdecode(fields[0])
-    count = int(fields[1])
-    argv = [os.fsdecode(f) for f in fields[2 : 2 + count]]
-    at = 2 + count
-    env_count = int(fields[at])
-    env = dict(os.fsdecode(f).partition("=")[::2] for f in fields[at + 1 : at + 1 + env_count])
-    at += 1 + env_count
-    stdin = fields[at + 1] if fields[at] == b"1" else None
-    return argv, cwd, env, stdin
-
-
 def _same_user(conn: socket.socket) -> bool:
     """Whether the peer runs as this user (where the platform tells; the socket is 0600)."""
     peercred = getattr(socket, "SO_PEERCRED", None)
@@ -222,20 +210,23 @@ class _Server:
     def handle(self, fields: list[bytes]) -> list[bytes]:
         if not fields or fields[0] != wire.PROTOCOL:
             return [b"declined", b"another protocol"]
-        what, rest = fields[1] if len(fields) > 1 else b"", fields[2:]
+        what = fields[1] if len(fields) > 1 else b""
         if what == b"ping":
             return self.status()
         if what == b"stop":
             self.running = False
             return [b"stopping", str(os.getpid()).encode()]
-        if what != b"commit" or not rest:
+        if what != b"commit":
             return [b"declined", b"unknown request"]
-        if os.fsdecode(rest[0]) != _PACKAGE:
+        try:
+            package, cwd, argv, env, stdin = wire.read_commit_request(fields)
+        except (ValueError, IndexError):
+            return [b"declined", b"a malformed request"]
+        if package != _PACKAGE:
             return [b"declined", b"another installation"]
         if _code_stamp(self.files) != self.stamp:
             self.running = False  # serving old code: stop, the next start loads the new
             return [b"declined", b"the code changed"]
-        argv, cwd, env, stdin = _decode_commit(rest[1:])
         return _run_commit(argv, cwd, env, stdin, self)
 
     def serve(self, listener: socket.socket) -> None:

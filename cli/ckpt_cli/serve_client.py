@@ -28,7 +28,7 @@ import sys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 PROTOCOL = b"ckpt-serve/1"
 SOCKET_NAME = "serve.sock"
@@ -128,27 +128,43 @@ def guess_store(argv: Sequence[str], environ: dict[str, str], cwd: str) -> str |
         directory = parent
 
 
-def _request(argv: Sequence[str], cwd: str) -> list[bytes]:
-    stdin = b""
-    reads_stdin = any(
-        arg == "--state=-" or (arg == "-" and at and argv[at - 1] == "--state")
-        for at, arg in enumerate(argv)
-    )
-    if reads_stdin:
-        stdin = sys.stdin.buffer.read()
-    env = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in os.environ.items()]
+def commit_request(
+    package: str, cwd: str, argv: Sequence[str], env: Mapping[str, str], stdin: bytes | None
+) -> list[bytes]:
+    """A commit as it travels: who asks (the CLI's package directory), where, what.
+
+    ``stdin`` is None unless the command reads its state from standard input.
+    """
+    pairs = [os.fsencode(k) + b"=" + os.fsencode(v) for k, v in env.items()]
     return [
         PROTOCOL,
         b"commit",
-        os.fsencode(os.path.dirname(os.path.abspath(__file__))),
+        os.fsencode(package),
         os.fsencode(cwd),
         str(len(argv)).encode(),
         *map(os.fsencode, argv),
-        str(len(env)).encode(),
-        *env,
-        b"1" if reads_stdin else b"0",
-        stdin,
+        str(len(pairs)).encode(),
+        *pairs,
+        b"0" if stdin is None else b"1",
+        stdin or b"",
     ]
+
+
+def read_commit_request(
+    fields: Sequence[bytes],
+) -> tuple[str, str, list[str], dict[str, str], bytes | None]:
+    """``(package, cwd, argv, env, stdin)`` of :func:`commit_request`'s fields.
+
+    Raises:
+        ValueError, IndexError: the fields are not a commit request.
+    """
+    package, cwd = os.fsdecode(fields[2]), os.fsdecode(fields[3])
+    at = 5 + int(fields[4])
+    argv = [os.fsdecode(f) for f in fields[5:at]]
+    count = int(fields[at])
+    env = dict(os.fsdecode(f).partition("=")[::2] for f in fields[at + 1 : at + 1 + count])
+    at += 1 + count
+    return package, cwd, argv, env, fields[at + 1] if fields[at] == b"1" else None
 
 
 def _ask(store: str, request: list[bytes]) -> list[bytes] | None:
@@ -188,13 +204,18 @@ def forward(argv: Sequence[str]) -> int | None:
         return None
     if not os.path.exists(os.path.join(store, SOCKET_NAME)):
         return None
-    request = _request(argv, cwd)
-    reply = _ask(store, request)
+    reads_stdin = any(
+        arg == "--state=-" or (arg == "-" and at and argv[at - 1] == "--state")
+        for at, arg in enumerate(argv)
+    )
+    stdin = sys.stdin.buffer.read() if reads_stdin else None
+    package = os.path.dirname(os.path.abspath(__file__))
+    reply = _ask(store, commit_request(package, cwd, argv, os.environ, stdin))
     if reply is None or reply[0] != b"ran":
         # No server there, or it declined (another installation, changed code, not its
         # store): run the command here, on the standard input already read.
-        if request[-2] == b"1":
-            sys.stdin = io.TextIOWrapper(io.BytesIO(request[-1]), encoding="utf-8")
+        if stdin is not None:
+            sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
         return None
     code, out, err = int(reply[1]), reply[2], reply[3]
     sys.stdout.flush()
