@@ -28,6 +28,10 @@ Sections this module reads (every one optional)::
     grace = "1h"                         # never delete objects stored more recently
     reflog_expiry = "90d"                # older reflog entries stop keeping checkpoints
 
+    [serve]                             # ckpt serve (the resident commit server)
+    auto = true                          # a commit that finds none starts one (default: false)
+    idle = "30m"                         # it stops after this long without a request
+
     [collectors]
     on_error = "record"                  # a failing collector: "record" it or "fail"
     plugins = true                       # run the ckptstore.collectors entry points
@@ -61,7 +65,7 @@ if TYPE_CHECKING:
 __all__ = ["CONFIG_FILE", "SECTIONS", "Config", "Table", "load_config", "parse_config"]
 
 CONFIG_FILE: Final = "config.toml"
-SECTIONS: Final = ("secrets", "summary", "dependencies", "probes", "gc", "collectors")
+SECTIONS: Final = ("secrets", "summary", "dependencies", "probes", "gc", "collectors", "serve")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _ITEM = re.compile(r"(.+)\[(\d+)\]")
 MAX_BOUND: Final = 60.0
@@ -85,6 +89,10 @@ class Config(NamedTuple):
     gc_grace: float | None = None
     """Seconds; ``None``: the built-in default of :mod:`ckptstore.gc`."""
     gc_reflog_expiry: float | None = None
+    serve_auto: bool = False
+    """Whether a ``ckpt commit`` that finds no ``ckpt serve`` running starts one."""
+    serve_idle: float | None = None
+    """Seconds ``ckpt serve`` waits for a request before it stops; None: its default."""
 
     @property
     def task_types(self) -> Mapping[str, TaskProfile]:
@@ -376,10 +384,17 @@ def parse_config(text: str, *, source: str = CONFIG_FILE) -> Config:
     if gc is not None:
         grace, expiry = gc.duration("grace"), gc.duration("reflog_expiry")
         gc.done()
+    auto, idle = False, None
+    serve = root.table("serve")
+    if serve is not None:
+        auto, idle = serve.boolean("auto", False), serve.duration("idle")
+        if idle == 0:
+            serve.fail((*serve.where, "idle"), "must be longer than 0s")
+        serve.done()
     root.done()
     return Config(
         source, patterns, task_types, dependencies, bound, on_error, plugins, disabled,
-        grace, expiry,
+        grace, expiry, auto, idle,
     )  # fmt: skip
 
 

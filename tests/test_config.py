@@ -46,6 +46,12 @@ def test_secrets_and_task_types_are_read(tmp_path: Path) -> None:
     assert only_mine.secret_patterns == ("X",)
 
 
+def test_serve_settings_are_read() -> None:
+    assert (Config().serve_auto, Config().serve_idle) == (False, None)
+    config = parse_config('[serve]\nauto = true\nidle = "1h30m"\n')
+    assert (config.serve_auto, config.serve_idle) == (True, 5400.0)
+
+
 def test_a_configured_task_type_replaces_a_builtin_of_the_same_name() -> None:
     config = parse_config('[summary.task_types.terraform]\nvariables = ["tf_only"]\n')
     assert config.task_types["terraform"].variables == ("tf_only",)
@@ -65,6 +71,10 @@ def test_a_configured_task_type_replaces_a_builtin_of_the_same_name() -> None:
          ["summary.task_types.x.colour", "not a known setting"]),
         ('[summary.task_types."bad name"]\nvariables = []\n', 1,
          ["summary.task_types.bad name", "letters, digits"]),
+        ("[serve]\nauto = 'yes'\n", 2, ["serve.auto", "true or false"]),
+        ("[serve]\nauto = true\nidle = '0s'\n", 3, ["serve.idle", "longer than 0s"]),
+        ("[serve]\nidle = 'soon'\n", 2, ["serve.idle", "not a duration"]),
+        ("[serve]\nauto_start = true\n", 2, ["serve.auto_start", "not a known setting"]),
         ("[secrets\npatterns = []\n", 1, ["not valid TOML"]),
         ("a = 1\nb = = 2\n", 2, ["not valid TOML", "line 2"]),
     ],

@@ -36,8 +36,11 @@ def _command(argv: list[str]) -> str | None:
     return None
 
 
-def _fast_commit(argv: list[str]) -> bool:
-    """Run ``ckpt commit`` without typer when :mod:`ckpt_cli.commit_cmd` can parse it."""
+def _fast_commit(argv: list[str], *, autostart: bool = False) -> bool:
+    """Run ``ckpt commit`` without typer when :mod:`ckpt_cli.commit_cmd` can parse it.
+
+    ``autostart``: no server answered, so the commit may start one (``[serve] auto``).
+    """
     from ckpt_cli.commit_cmd import parse, run
 
     values = parse(argv)
@@ -47,19 +50,22 @@ def _fast_commit(argv: list[str]) -> bool:
     from ckptstore.errors import CkptError
 
     try:
-        run(**values)
+        run(**values, autostart=autostart)
     except CkptError as err:  # the edge of ckpt_cli.base.handle_errors, without typer
         print(f"error: {err}", file=sys.stderr)
         sys.exit(exit_code(err))
     return True
 
 
-def _served(argv: list[str]) -> bool:
-    """Run a commit through the store's ``ckpt serve``, if one runs and takes it."""
+def _served(argv: list[str]) -> tuple[bool, bool]:
+    """Run a commit through the store's ``ckpt serve``, if one runs and takes it.
+
+    Returns whether it ran there, and whether no server answered.
+    """
     from ckpt_cli.serve_client import Unanswered, forward
 
     try:
-        code = forward(argv)
+        code, absent = forward(argv)
     except Unanswered as err:
         print(
             f"error: the ckpt server closed the connection before answering ({err}); the"
@@ -68,10 +74,10 @@ def _served(argv: list[str]) -> bool:
         )
         sys.exit(1)
     if code is None:
-        return False
+        return False, absent
     if code:
         sys.exit(code)
-    return True
+    return True, False
 
 
 def main() -> None:
@@ -83,9 +89,12 @@ def main() -> None:
     ``commit`` usually runs without typer at all.
     """
     command = _command(sys.argv[1:])
-    if command in ("commit", "now") and _served(sys.argv[1:]):
-        return
-    if _fast_commit(sys.argv[1:]):  # not a commit it can parse: typer's turn
+    absent = False
+    if command in ("commit", "now"):
+        served, absent = _served(sys.argv[1:])
+        if served:
+            return
+    if _fast_commit(sys.argv[1:], autostart=absent):  # not a commit it can parse: typer's
         return
     module = COMMANDS.get(command or "")
     import_module(f"ckpt_cli.{module}" if module else "ckpt_cli.commands")

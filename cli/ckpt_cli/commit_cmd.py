@@ -147,8 +147,12 @@ def run(
     session: str | None = None,
     as_json: bool = False,
     opened: Store | None = None,
+    autostart: bool = False,
 ) -> None:
     """Capture a checkpoint and print its id (or, with ``as_json``, the commit as JSON).
+
+    ``autostart``: no ``ckpt serve`` answered for this commit; if the store's config
+    says ``[serve] auto = true``, one is started in the background for the next.
 
     Raises:
         CkptError: the input is not valid (InvalidInput) or the store refused it;
@@ -186,8 +190,24 @@ def run(
             unset=unset_var or (), notes=notes, source=source, secret=sorted(secrets),
             probe=not no_probe,
         )  # fmt: skip
+        autostart = autostart and target.config.serve_auto and target.path is not None
+        where = str(target.path)
     report_collector_errors(captured)
     if as_json:
         sys.stdout.write(json.dumps(captured.to_dict(), indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(captured.commit.checkpoint_id + "\n")
+    if autostart:
+        _start_server(where)
+
+
+def _start_server(store: str) -> None:
+    """Start the store's ``ckpt serve`` for the commits to come; a failure only warns."""
+    from ckpt_cli.serve_client import server_starting, start_server
+
+    if server_starting(store):
+        return
+    try:
+        start_server(store)
+    except OSError as err:
+        print(f"warning: could not start ckpt serve for {store}: {err}", file=sys.stderr)

@@ -16,13 +16,16 @@ fresh process would see them.
 It declines a request, and the client runs the command itself, when it would not run
 the same thing: a client of another installation, code that changed on disk since the
 server started (it then exits), a store that resolves elsewhere, an argument list only
-typer handles. It exits after ``--idle`` seconds without a request, on ``ckpt serve
---stop``, on SIGTERM or SIGINT, removing its socket.
+typer handles. It exits after ``--idle`` seconds without a request (``[serve] idle`` in
+``config.toml``, else 30 minutes), on ``ckpt serve --stop``, on SIGTERM or SIGINT,
+removing its socket. It holds ``serve.lock`` while it runs, so two started at once
+(two hooks' commits with ``[serve] auto``) leave one running.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import importlib
 import io
 import os
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 
 _PACKAGE = os.path.dirname(os.path.abspath(wire.__file__))
 _READY_TIMEOUT = 15.0
+DEFAULT_IDLE = 1800.0
 
 
 class ServeFailed(CkptError):
@@ -205,7 +209,8 @@ class _Server:
 
     def status(self) -> list[bytes]:
         up = round(time.monotonic() - self.started)
-        return [b"pong", *(str(n).encode() for n in (os.getpid(), self.served, self.declined, up))]
+        numbers = (os.getpid(), self.served, self.declined, up, round(self.idle))
+        return [b"pong", *(str(n).encode() for n in numbers)]
 
     def handle(self, fields: list[bytes]) -> list[bytes]:
         if not fields or fields[0] != wire.PROTOCOL:
@@ -281,7 +286,10 @@ def serve_forever(store: Path, *, idle: float) -> None:
         pong = _ask(store, [b"ping"])
         if pong is not None and pong[0] == b"pong":
             raise ServeFailed(store, f"a server already runs for it (pid {pong[1].decode()})")
-        path.unlink()  # left by a server that died
+    lock = _lock(store)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # left by a server that died (the lock says none runs)
+    os.chdir(store)  # a daemon's directory must outlive whatever it was started from
     _warm_up()
     server = _Server(store, path, idle)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -306,11 +314,26 @@ def serve_forever(store: Path, *, idle: float) -> None:
             path.unlink()
         server.close()
         _log(f"stopped after {server.served} commits served, {server.declined} declined")
+        os.close(lock)
+
+
+def _lock(store: Path) -> int:
+    """Take ``serve.lock`` for this process's life: the descriptor, which keeps it."""
+    try:
+        fd = os.open(store / wire.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as err:
+        raise ServeFailed(store, f"cannot open {wire.LOCK_NAME}: {err.strerror or err}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ServeFailed(store, "a server is starting for it") from None
+    return fd
 
 
 def _detach(store: Path, idle: float) -> int:
     """Start a server in the background; its pid once it answers."""
-    log = open(store / "serve.log", "ab")  # noqa: SIM115 - the child keeps it
+    log = open(store / wire.LOG_NAME, "ab")  # noqa: SIM115 - the child keeps it
     with log:
         child = subprocess.Popen(
             [sys.executable, "-m", "ckpt_cli", "--store", str(store), "serve", "--idle", str(idle)],
@@ -332,7 +355,7 @@ def _status(store: Path) -> dict[str, int] | None:
     pong = _ask(store, [b"ping"])
     if pong is None or pong[0] != b"pong":
         return None
-    names = ("pid", "served", "declined", "up_seconds")
+    names = ("pid", "served", "declined", "up_seconds", "idle_seconds")
     return dict(zip(names, map(int, pong[1:]), strict=True))
 
 
@@ -342,8 +365,13 @@ def serve(
     ctx: typer.Context,
     store: StoreOpt = None,
     idle: Annotated[
-        float, typer.Option("--idle", help="Stop after this many seconds without a request.")
-    ] = 1800.0,
+        float | None,
+        typer.Option(
+            "--idle",
+            help="Stop after this many seconds without a request [default: [serve] idle, else"
+            " 1800].",
+        ),
+    ] = None,
     detach: Annotated[
         bool,
         typer.Option("--detach", help="Run in the background (log: serve.log); once is enough."),
@@ -355,7 +383,7 @@ def serve(
     as_json: JsonOpt = False,
 ) -> None:
     """Keep a process running that makes this store's commits fast (`ckpt commit` uses it)."""
-    if idle <= 0:
+    if idle is not None and idle <= 0:
         raise BadArgument("--idle", f"must be more than 0 seconds, not {idle:g}")
     if not hasattr(socket, "AF_UNIX"):
         raise BadArgument("serve", "needs Unix domain sockets, which this platform lacks")
@@ -366,7 +394,9 @@ def serve(
         raise BadArgument(" and ".join(given), "give only one of them")
     with open_store(ctx, store) as opened:
         assert opened.path is not None
-        where = opened.path
+        where = Path(os.path.abspath(opened.path))
+        if idle is None and not stop and not status:
+            idle = opened.config.serve_idle or DEFAULT_IDLE
     if stop:
         reply = _ask(where, [b"stop"])
         if reply is None or reply[0] != b"stopping":
@@ -376,7 +406,11 @@ def serve(
     if status or detach:
         found = _status(where)
         if found is None and detach:
-            found = {"pid": _detach(where, idle), "served": 0, "declined": 0, "up_seconds": 0}
+            assert idle is not None
+            found = {
+                "pid": _detach(where, idle), "served": 0, "declined": 0, "up_seconds": 0,
+                "idle_seconds": round(idle),
+            }  # fmt: skip
         if found is None:
             raise ServeFailed(where, "no server runs for it")
         if as_json:
@@ -384,7 +418,9 @@ def serve(
         else:
             typer.echo(
                 f"serving {where} (pid {found['pid']}, up {found['up_seconds']} s,"
-                f" {found['served']} commits served, {found['declined']} declined)"
+                f" {found['served']} commits served, {found['declined']} declined,"
+                f" stops after {found['idle_seconds']} s idle)"
             )
         return
+    assert idle is not None
     serve_forever(where, idle=idle)

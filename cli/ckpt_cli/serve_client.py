@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 PROTOCOL = b"ckpt-serve/1"
 SOCKET_NAME = "serve.sock"
+LOCK_NAME = "serve.lock"
+"""Held (``flock``) by the running server for its whole life: one server per store."""
+LOG_NAME = "serve.log"
 ENV_NO_SERVER = "CKPT_NO_SERVER"
 _STORE_DIR = ".ckpt"
 _STORE_FILE = "store.db"
@@ -186,24 +189,25 @@ def _ask(store: str, request: list[bytes]) -> list[bytes] | None:
         conn.close()
 
 
-def forward(argv: Sequence[str]) -> int | None:
-    """Run a commit through the store's server; its exit code, or None: run it here.
+def forward(argv: Sequence[str]) -> tuple[int | None, bool]:
+    """Run a commit through the store's server.
+
+    Returns its exit code (None: run it here) and whether no server answered, so this
+    process may start one (``[serve] auto``); False as well with ``CKPT_NO_SERVER``.
 
     Raises:
         Unanswered: the server took the command and closed before answering, so the
             commit may or may not have landed (running it here could make it twice).
     """
     if os.environ.get(ENV_NO_SERVER):
-        return None
+        return None, False
     try:
         cwd = os.getcwd()
     except OSError:
-        return None
+        return None, False
     store = guess_store(argv, dict(os.environ), cwd)
-    if store is None:
-        return None
-    if not os.path.exists(os.path.join(store, SOCKET_NAME)):
-        return None
+    if store is None or not os.path.exists(os.path.join(store, SOCKET_NAME)):
+        return None, True
     reads_stdin = any(
         arg == "--state=-" or (arg == "-" and at and argv[at - 1] == "--state")
         for at, arg in enumerate(argv)
@@ -216,7 +220,7 @@ def forward(argv: Sequence[str]) -> int | None:
         # store): run the command here, on the standard input already read.
         if stdin is not None:
             sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-        return None
+        return None, reply is None
     code, out, err = int(reply[1]), reply[2], reply[3]
     sys.stdout.flush()
     sys.stdout.buffer.write(out)
@@ -224,4 +228,47 @@ def forward(argv: Sequence[str]) -> int | None:
     sys.stderr.flush()
     sys.stderr.buffer.write(err)
     sys.stderr.flush()
-    return code
+    return code, False
+
+
+def server_starting(store: str) -> bool:
+    """Whether a server holds the store's lock: it runs, or is starting up."""
+    import fcntl
+
+    try:
+        fd = os.open(os.path.join(store, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the lock if it was taken
+    return False
+
+
+def start_server(store: str) -> None:
+    """Start ``ckpt serve`` for ``store`` in the background, without waiting for it.
+
+    The child gets a session of its own and only /dev/null and ``serve.log`` as its
+    standard streams: a hook that reads this process's output must not wait for the
+    server to exit. Two commits may both start one; the second server finds the lock
+    taken and exits (its line lands in ``serve.log``).
+
+    Raises:
+        OSError: the process could not be started.
+    """
+    log = os.path.join(store, LOG_NAME)
+    argv = [sys.executable, "-m", "ckpt_cli", "--store", store, "serve"]
+    os.posix_spawn(
+        sys.executable,
+        argv,
+        os.environ,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+        setsid=True,
+    )
