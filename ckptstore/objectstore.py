@@ -291,6 +291,11 @@ class ObjectStore:
         """Return ``(kind, canonical bytes)`` of one object (see :meth:`get_many`)."""
         return self.get_many([oid], cached=cached)[oid]
 
+    def cached_kind(self, oid: bytes) -> Kind | None:
+        """The kind of object ``oid`` if it is in the cache (None: not known here)."""
+        loaded = self._cache.get(oid)
+        return loaded.kind if loaded is not None else None
+
     def missing(self, ids: Collection[bytes]) -> set[bytes]:
         """Return the ids that are not stored."""
         wanted = list(ids)

@@ -9,7 +9,10 @@ and ``^`` mean one)::
     <tag> | tags/<name>          a tagged checkpoint
     <hex>                        a full or unambiguous short (4+ hex) commit id
 
-A name is looked up as a ref before it is tried as a short id, as git does.
+A full commit id names that commit, even where a session or tag has the same name;
+any other name is looked up as a ref before it is tried as a short id, as git does. So
+a full id, the form programs pass, is resolved without reading a ref, and without
+reading the store at all when its commit is in the object cache.
 
 An imported checkpoint keeps its original id, which need not have the derived form
 (``ckpt import``). Such ids are found through an index kept in the store's settings:
@@ -31,7 +34,7 @@ from ckptstore.errors import (
     NotFound,
     RevisionNotFound,
 )
-from ckptstore.objects import Kind, raw_id
+from ckptstore.objects import ID_BYTES, Kind, raw_id
 from ckptstore.objectstore import ObjectStore
 from ckptstore.refs import HEAD, SESSION_PREFIX, TAG_PREFIX, Refs
 
@@ -110,6 +113,15 @@ def _by_name(refs: Refs, base: str) -> bytes | None:
     return next(iter(found.values()), None)
 
 
+def _by_full_id(objects: ObjectStore, base: str) -> bytes | None:
+    if len(base) != 2 * ID_BYTES or not _HEX.fullmatch(base):
+        return None
+    oid = bytes.fromhex(base)
+    if objects.cached_kind(oid) == Kind.COMMIT:
+        return oid
+    return oid if (oid, Kind.COMMIT) in objects.find(base, limit=1) else None
+
+
 def _by_hex(objects: ObjectStore, base: str) -> bytes | None:
     hits = objects.find(base)
     commits = [oid for oid, kind in hits if kind == Kind.COMMIT]
@@ -145,7 +157,7 @@ def resolve_revision(objects: ObjectStore, refs: Refs, text: str) -> bytes:
             raise EmptySession(session, others=list(refs.sessions()))
     elif (match := CHECKPOINT_ID.fullmatch(base)) is not None:
         oid = _by_checkpoint_id(objects, base, match)
-    else:
+    elif (oid := _by_full_id(objects, base)) is None:
         oid = _by_name(refs, base)
         if oid is None and _HEX.fullmatch(base):
             oid = _by_hex(objects, base)

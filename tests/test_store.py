@@ -205,6 +205,26 @@ def test_revisions_resolve_in_every_form(store: Store) -> None:
         store.resolve(c.tree[:12])
 
 
+def test_a_full_id_names_its_commit_before_any_ref(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = store.commit(variables={"n": 1}).id
+    store.commit(variables={"n": 2}, session=first)  # a session named like a commit id
+    assert store.resolve(first) == first  # as git takes a full object name first
+    assert store.resolve(f"sessions/{first}") != first
+    store.commit(variables={"n": 3}, session=first[:12])
+    assert store.resolve(first[:12]) != first  # a short id is a name first, as before
+    # A full id whose commit is cached is resolved without reading refs or objects.
+    store.load(first)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        pytest.fail("the backend was read")
+
+    for name in ("get_ref", "find_objects", "get_objects", "get_chains"):
+        monkeypatch.setattr(store.backend, name, refuse)
+    assert store.resolve(first) == first
+
+
 def test_an_ambiguous_short_id_lists_the_candidates(store: Store) -> None:
     seen: dict[str, str] = {}
     for n in range(2_000):
