@@ -290,6 +290,42 @@ def test_an_idle_server_stops_by_itself(tmp_path: Path) -> None:
     assert "idle for 0.3 s: stopping" in (store / "serve.log").read_text()
 
 
+def running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie no reaper has collected does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_server_no_client_can_reach_stops(tmp_path: Path) -> None:
+    store = tmp_path / ".ckpt"
+    assert ckpt("--store", str(store), "init").returncode == 0
+    assert ckpt("--store", str(store), "serve", "--detach").returncode == 0
+    old = status(store)["pid"]
+    shutil.rmtree(store)  # a test's temporary store, say, made again at the same place
+    assert ckpt("--store", str(store), "init").returncode == 0
+    assert ckpt("--store", str(store), "serve", "--detach").returncode == 0
+    new = status(store)["pid"]
+    try:
+        assert new != old
+        deadline = time.monotonic() + 20
+        while running(old) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not running(old)  # its socket was replaced: stopped, not idling for 30 min
+        assert status(store)["pid"] == new  # and it left the new server's socket alone
+    finally:
+        ckpt("--store", str(store), "serve", "--stop")
+
+
 def test_a_server_of_changed_code_declines_and_stops(tmp_path: Path) -> None:
     from ckpt_cli import serve
 

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 _PACKAGE = os.path.dirname(os.path.abspath(wire.__file__))
 _READY_TIMEOUT = 15.0
 DEFAULT_IDLE = 1800.0
+_WATCH = 3.0  # seconds between looks at whether the socket is still this server's
 
 
 class ServeFailed(CkptError):
@@ -181,6 +182,7 @@ class _Server:
         self.started = time.monotonic()
         self._opened: Store | None = None
         self._config_stamp: tuple[int, int] | None = None
+        self.inode = 0
 
     def opened(self) -> Store:
         """The store, kept open between requests; opened again when its config changes.
@@ -234,14 +236,33 @@ class _Server:
             return [b"declined", b"the code changed"]
         return _run_commit(argv, cwd, env, stdin, self)
 
+    def reachable(self) -> bool:
+        """Whether clients can still find this server: its socket file is the one bound.
+
+        A store deleted (a test's temporary one) or its socket replaced leaves the
+        server with no client to wait for; it stops rather than idle out.
+        """
+        try:
+            return os.stat(self.path).st_ino == self.inode
+        except OSError:
+            return False
+
     def serve(self, listener: socket.socket) -> None:
-        listener.settimeout(self.idle)
+        last = time.monotonic()
         while self.running:
+            left = self.idle - (time.monotonic() - last)
+            if left <= 0:
+                _log(f"idle for {self.idle:g} s: stopping")
+                return
+            listener.settimeout(min(left, _WATCH))
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
-                _log(f"idle for {self.idle:g} s: stopping")
-                return
+                if not self.reachable():
+                    _log("its socket was removed or replaced: stopping")
+                    return
+                continue
+            last = time.monotonic()
             with conn:
                 conn.settimeout(30.0)  # a client sends its request at once
                 try:
@@ -301,6 +322,7 @@ def serve_forever(store: Path, *, idle: float) -> None:
         raise ServeFailed(store, f"cannot listen on {path.name}: {err.strerror or err}") from None
     finally:
         os.umask(old_umask)
+    server.inode = os.stat(path).st_ino
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         listener.listen(64)
@@ -310,7 +332,7 @@ def serve_forever(store: Path, *, idle: float) -> None:
         pass
     finally:
         listener.close()
-        with contextlib.suppress(FileNotFoundError):
+        if server.reachable():  # not another server's, should one have replaced it
             path.unlink()
         server.close()
         _log(f"stopped after {server.served} commits served, {server.declined} declined")
