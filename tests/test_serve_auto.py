@@ -121,3 +121,14 @@ def test_a_held_lock_means_a_server_is_starting(auto_store: Path) -> None:
         assert not (auto_store / wire.LOG_NAME).exists()  # the commit started none
     finally:
         os.close(fd)
+
+
+def test_a_server_that_cannot_start_only_warns(auto_store: Path) -> None:
+    (auto_store / wire.LOG_NAME).mkdir()  # its log cannot be opened: the spawn fails
+    done = ckpt("--store", str(auto_store), "commit", "--var", "a", "1")
+    assert done.returncode == 0
+    assert done.stdout.startswith(b"ckpt-")  # the commit landed and said so
+    assert done.stderr.count(b"\n") == 1
+    assert done.stderr.startswith(b"warning: could not start ckpt serve for ")
+    with Store.open(auto_store) as opened:
+        assert opened.load()["variables"]["a"] == 1

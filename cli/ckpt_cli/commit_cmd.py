@@ -205,9 +205,8 @@ def _start_server(store: str) -> None:
     """Start the store's ``ckpt serve`` for the commits to come; a failure only warns."""
     from ckpt_cli.serve_client import server_starting, start_server
 
-    if server_starting(store):
-        return
     try:
-        start_server(store)
-    except OSError as err:
+        if not server_starting(store):
+            start_server(store)
+    except (OSError, NotImplementedError, ImportError) as err:  # a platform without them
         print(f"warning: could not start ckpt serve for {store}: {err}", file=sys.stderr)

@@ -258,7 +258,10 @@ def start_server(store: str) -> None:
 
     Raises:
         OSError: the process could not be started.
+        NotImplementedError: the platform cannot give it a session of its own.
     """
+    if not hasattr(os, "posix_spawn"):
+        raise OSError("this platform cannot start it (no posix_spawn)")
     log = os.path.join(store, LOG_NAME)
     argv = [sys.executable, "-m", "ckpt_cli", "--store", store, "serve"]
     os.posix_spawn(
