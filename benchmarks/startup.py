@@ -5,7 +5,10 @@ ckptstore store, in a process of its own and handed to a ``ckpt serve`` started 
 these probes (one commit after another, as an agent's hooks make them), interleaved
 with ``git add && git commit`` of the checkpoint file with the same variable changed
 (the file is written untimed), plus ``python -c pass`` (the interpreter's own start)
-and ``python -X importtime`` of the same ``ckpt`` command.
+and ``python -X importtime`` of the same ``ckpt`` command. Then the same commits one
+after another with ``[serve] auto = true`` in the store's config and no server
+running, as hooks make them with no start-up step: the first starts the server, and
+those that come before it listens run in processes of their own.
 """
 
 from __future__ import annotations
@@ -99,11 +102,46 @@ def measure(
             raise RuntimeError(f"ckpt serve did not take every probe: {status.stdout}")
     finally:
         subprocess.run([*ckpt, "serve", "--stop"], capture_output=True)
+    _auto(store_dir, samples, lambda n: _wall(probe(f"{n} auto"), cwd), out)
     ckpt_module = [PYTHON, "-m", "ckpt_cli", "--store", str(store_dir)]
     out["importtime"] = importtime(
         [*ckpt_module[1:], "commit", "--var", "bench_probe", "x", "--session", session], cwd
     )
     return out
+
+
+AUTO = "ckpt commit --var, [serve] auto, from no server"
+
+
+def _auto(store_dir: Path, samples: int, commit: Any, out: dict[str, Any]) -> None:
+    """Time ``samples`` commits with ``[serve] auto`` on; record how many were served."""
+    ckpt = [*ckpt_argv(), "--store", str(store_dir)]
+    socket_file = store_dir / "serve.sock"
+    deadline = time.monotonic() + 30
+    while socket_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the server stopped above removes it on its way out
+    config = store_dir / "config.toml"
+    before = config.read_text() if config.exists() else None
+    config.write_text((before or "") + "\n[serve]\nauto = true\n")
+    try:
+        out[AUTO] = [commit(n) for n in range(samples)]
+        deadline = time.monotonic() + 30  # with few samples, it may still be starting
+        while True:
+            status = subprocess.run(
+                [*ckpt, "serve", "--status", "--json"], capture_output=True, text=True
+            )
+            if status.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if status.returncode != 0:
+            raise RuntimeError(f"no server started with [serve] auto: {status.stderr}")
+        out["auto_served"] = json.loads(status.stdout)["served"]
+    finally:
+        subprocess.run([*ckpt, "serve", "--stop"], capture_output=True)
+        if before is None:
+            config.unlink()
+        else:
+            config.write_text(before)
 
 
 def markdown(figures: dict[str, Any]) -> str:
@@ -115,6 +153,11 @@ def markdown(figures: dict[str, Any]) -> str:
                 f"| `{name}` | {statistics.median(values) * 1000:.1f} |"
                 f" {min(values) * 1000:.1f} | {len(values)} |"
             )
+    if "auto_served" in figures:
+        lines.append(
+            f"\nWith `[serve] auto`, {figures['auto_served']} of {len(figures[AUTO])} commits"
+            " were served; the others ran in processes of their own while the server started."
+        )
     imp = figures.get("importtime")
     if imp:
         lines += [

@@ -102,6 +102,11 @@ def test_sizes_commits_and_cli_steps_are_recorded(tiny_run: dict[str, Any]) -> N
     startup = result["startup"]
     assert len(startup["ckpt commit --var"]) == 1
     assert len(startup["ckpt commit --var, handed to ckpt serve"]) == 1  # checked as served
+    # One commit with [serve] auto: run in its own process, it started the server.
+    assert (
+        len(startup["ckpt commit --var, [serve] auto, from no server"]),
+        startup["auto_served"],
+    ) == (1, 0)
     assert startup["importtime"]["modules"] > 0
 
 
