@@ -46,7 +46,12 @@ def tasks_for(writer: int, i: int) -> list[dict[str, Any]]:
 
 
 def writer(
-    store_dir: str, number: int, rounds: Synchronized[int], stop: Event, out: Queue[Any]
+    store_dir: str,
+    number: int,
+    rounds: Synchronized[int],
+    stop: Event,
+    out: Queue[Any],
+    steps: Synchronized[int],
 ) -> None:
     ids: list[str] = []
     reused = rewritten = 0
@@ -78,17 +83,29 @@ def writer(
                     rewritten += 1
                 ids.append(info.id)
                 i += 1
+                with steps.get_lock():
+                    steps.value += 1
         out.put((number, ids, reused, rewritten, None))
     except BaseException:
         out.put((number, ids, reused, rewritten, traceback.format_exc()))
 
 
 def collector(
-    store_dir: str, rounds: int, counter: Synchronized[int], stop: Event, out: Queue[Any]
+    store_dir: str,
+    rounds: int,
+    counter: Synchronized[int],
+    stop: Event,
+    out: Queue[Any],
+    steps: Synchronized[int],
 ) -> None:
     done = removed = 0
     try:
         with Store.open(store_dir) as store:
+            # Writers take longer to start (spawned, importing): rounds run before any
+            # of them commits would race nothing, and on a busy machine all of them could.
+            deadline = time.monotonic() + TIMEOUT
+            while steps.value < WRITERS and time.monotonic() < deadline and not stop.is_set():
+                time.sleep(0.001)
             while done < rounds:
                 stats = store.gc(grace=0, reflog_expiry=0, now=time.time() + 3)
                 removed += stats.objects_removed
@@ -105,11 +122,14 @@ def test_commits_racing_a_gc_loop_all_survive(store_dir: Path) -> None:
     out: Queue[Any] = CTX.Queue()
     stop = CTX.Event()
     counter = CTX.Value("i", 0)
+    steps = CTX.Value("i", 0)  # commits the writers have made, together
     procs = [
-        CTX.Process(target=writer, args=(str(store_dir), n, counter, stop, out))
+        CTX.Process(target=writer, args=(str(store_dir), n, counter, stop, out, steps))
         for n in range(WRITERS)
     ]
-    procs.append(CTX.Process(target=collector, args=(str(store_dir), ROUNDS, counter, stop, out)))
+    procs.append(
+        CTX.Process(target=collector, args=(str(store_dir), ROUNDS, counter, stop, out, steps))
+    )
     for proc in procs:
         proc.start()
     results: dict[Any, tuple[Any, ...]] = {}
