@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -288,6 +289,35 @@ def test_an_idle_server_stops_by_itself(tmp_path: Path) -> None:
         time.sleep(0.05)
     assert not (store / wire.SOCKET_NAME).exists()
     assert "idle for 0.3 s: stopping" in (store / "serve.log").read_text()
+
+
+def test_status_of_a_server_of_an_earlier_version(tmp_path: Path) -> None:
+    store = tmp_path / ".ckpt"
+    assert ckpt("--store", str(store), "init").returncode == 0
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(store / wire.SOCKET_NAME))
+    listener.listen(4)
+
+    def answer() -> None:  # as a server from before the idle limit was reported
+        for _ in range(2):
+            conn, _ = listener.accept()
+            with conn:
+                wire.read_frame(conn)
+                conn.sendall(wire.frame([b"pong", b"4242", b"3", b"1", b"60"]))
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        as_json = ckpt("--store", str(store), "serve", "--status", "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        found = json.loads(as_json.stdout)
+        assert (found["pid"], found["served"], "idle_seconds" in found) == (4242, 3, False)
+        text = ckpt("--store", str(store), "serve", "--status")
+        assert text.returncode == 0, text.stderr
+        assert text.stdout.endswith(b"3 commits served, 1 declined)\n")
+    finally:
+        thread.join(timeout=10)
+        listener.close()
 
 
 def running(pid: int) -> bool:

@@ -378,7 +378,10 @@ def _status(store: Path) -> dict[str, int] | None:
     if pong is None or pong[0] != b"pong":
         return None
     names = ("pid", "served", "declined", "up_seconds", "idle_seconds")
-    return dict(zip(names, map(int, pong[1:]), strict=True))
+    try:  # a server of an earlier version sends fewer figures (no idle limit)
+        return dict(zip(names, map(int, pong[1:]), strict=False))
+    except ValueError:
+        return None
 
 
 @app.command()
@@ -440,8 +443,12 @@ def serve(
         else:
             typer.echo(
                 f"serving {where} (pid {found['pid']}, up {found['up_seconds']} s,"
-                f" {found['served']} commits served, {found['declined']} declined,"
-                f" stops after {found['idle_seconds']} s idle)"
+                f" {found['served']} commits served, {found['declined']} declined"
+                + (
+                    f", stops after {found['idle_seconds']} s idle)"
+                    if "idle_seconds" in found
+                    else ")"
+                )
             )
         return
     assert idle is not None
