@@ -55,6 +55,7 @@ from ckptstore.edits import Edits
 from ckptstore.errors import CollectorFailed, InvalidSetting
 from ckptstore.merge import merge_partial, validate_partial
 from ckptstore.objects import copy_value
+from ckptstore.validation import fresh_fields
 
 if TYPE_CHECKING:  # probes are imported when a store declares dependencies
     from ckptstore.probes import DependencySpec, ProbeResult
@@ -231,10 +232,11 @@ def _describe(err: BaseException) -> str:
 class Pipeline:
     """The collectors of one commit: what each stage contributes, ready to apply.
 
-    ``full`` is a full ``--state`` (validated), ``partial`` a ``--merge`` one; the
-    plugin stage is the ``plugins`` loaders then the ``extra`` collectors. ``bound`` is
-    the seconds the checks may take together (None: ``probes.DEFAULT_BOUND``). The
-    stages' outcomes gather in ``results``, ``contributions`` and ``errors``.
+    ``full`` is a full ``--state`` (prepared: :func:`~ckptstore.validation.prepare_state`),
+    ``partial`` a ``--merge`` one; the plugin stage is the ``plugins`` loaders then the
+    ``extra`` collectors. ``bound`` is the seconds the checks may take together (None:
+    ``probes.DEFAULT_BOUND``). The stages' outcomes gather in ``results``,
+    ``contributions`` and ``errors``.
     """
 
     __slots__ = (
@@ -308,7 +310,7 @@ class Pipeline:
         Raises:
             InvalidInput: an edit cannot apply (an unknown task id, say).
         """
-        state = copy_value(self.full) if self.full is not None else base
+        state = fresh_fields(self.full) if self.full is not None else base
         if self.partial is not None:
             merge_partial(state, self.partial)
         self.edits.apply(state, now=self.now)

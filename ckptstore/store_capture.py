@@ -22,7 +22,7 @@ from ckptstore.refs import check_name
 from ckptstore.snapshot import Built, empty_state, read_state
 from ckptstore.store_parts import StoreParts
 from ckptstore.token_delta import write_counted
-from ckptstore.validation import prepare_state, validate_state, validate_variables
+from ckptstore.validation import prepare_state, validate_variables
 
 if TYPE_CHECKING:
     from ckptstore.collectors import Captured, Collector
@@ -88,7 +88,8 @@ class CaptureMethods(StoreParts):
         if state is not None and merge:
             partial = validate_partial(state, source=source)
         elif state is not None:
-            given = validate_state(state, source=source)
+            # Kept prepared: each use makes values of its own from the records' bytes.
+            given = prepare_state(state, source=source)
         elif merge:
             raise InvalidOption("merge", True, "needs a partial state to merge (--state FILE)")
         assign = validate_variables(variables, source=source)

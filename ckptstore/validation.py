@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from ckptstore.errors import InvalidCheckpoint, InvalidValue
-from ckptstore.objects import canonical, member_path, pack_canonical
+from ckptstore.objects import canonical, copy_value, member_path, pack_canonical
 from ckptstore.records import Encoded, check_record, encoded_record, remember, value_of
 
 __all__ = [
     "STORE_OWNED",
+    "fresh_fields",
     "prepare_state",
     "validate_state",
     "validate_variables",
@@ -194,14 +195,24 @@ def validate_state(state: Any, *, source: str = "") -> dict[str, Any]:
     Raises:
         InvalidCheckpoint: naming the first field that is wrong.
     """
-    fields = prepare_state(state, source=source)
+    return fresh_fields(prepare_state(state, source=source))
+
+
+def fresh_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`prepare_state`'s ``fields`` as plain values, each call a copy of its own.
+
+    Records are decoded from their canonical bytes, in C: cheaper than copying values,
+    so a prepared state can be kept and made into values whenever one is needed.
+    """
+    out: dict[str, Any] = {}
     for name, value in fields.items():
-        if name in _RECORD_TAGS:
-            if isinstance(value, dict):
-                fields[name] = {key: value_of(record) for key, record in value.items()}
-            else:
-                fields[name] = [value_of(record) for record in value]
-    return fields
+        if name not in _RECORD_TAGS:
+            out[name] = copy_value(value)
+        elif isinstance(value, dict):
+            out[name] = {key: value_of(record) for key, record in value.items()}
+        else:
+            out[name] = [value_of(record) for record in value]
+    return out
 
 
 def with_variables(

@@ -17,7 +17,7 @@ from ckptstore import records as records_module
 from ckptstore.objects import canonical, pack_as_given, pack_canonical
 from ckptstore.records import _Generations, check_record, encoded_record, forget_all
 from ckptstore.snapshot import write_state
-from ckptstore.validation import prepare_state, validate_state
+from ckptstore.validation import fresh_fields, prepare_state, validate_state
 from strategies import checkpoints, json_values
 
 
@@ -138,6 +138,22 @@ def test_what_validate_state_returns_is_the_callers_own() -> None:
     second = validate_state(long_state())
     assert second["tasks"][0]["status"] == "pending"
     assert second["variables"]["cfg"] == {"a": [1, 2], "b": 1}
+
+
+def test_a_prepared_state_gives_a_fresh_copy_each_time() -> None:
+    # A capture keeps the prepared state and makes values of it for each build (a
+    # commit that loses a race builds again): one build's edits must not reach the next.
+    state = long_state()
+    state["phase"] = {"name": "build", "number": 1}
+    prepared = prepare_state(state)
+    first = fresh_fields(prepared)
+    first["tasks"][0]["status"] = "changed"
+    first["variables"]["cfg"]["a"].append(3)
+    first["phase"]["number"] = 2
+    second = fresh_fields(prepared)
+    assert second == validate_state(state)
+    assert (second["tasks"][0]["status"], second["phase"]["number"]) == ("pending", 1)
+    assert write_state(prepare_state(second)).root == write_state(prepared).root
 
 
 class Level(IntEnum):
