@@ -102,7 +102,7 @@ def measure(
             raise RuntimeError(f"ckpt serve did not take every probe: {status.stdout}")
     finally:
         subprocess.run([*ckpt, "serve", "--stop"], capture_output=True)
-    _auto(store_dir, samples, lambda n: _wall(probe(f"{n} auto"), cwd), out)
+    _auto(ckpt, store_dir, samples, lambda n: _wall(probe(f"{n} auto"), cwd), out)
     ckpt_module = [PYTHON, "-m", "ckpt_cli", "--store", str(store_dir)]
     out["importtime"] = importtime(
         [*ckpt_module[1:], "commit", "--var", "bench_probe", "x", "--session", session], cwd
@@ -113,9 +113,11 @@ def measure(
 AUTO = "ckpt commit --var, [serve] auto, from no server"
 
 
-def _auto(store_dir: Path, samples: int, commit: Any, out: dict[str, Any]) -> None:
-    """Time ``samples`` commits with ``[serve] auto`` on; record how many were served."""
-    ckpt = [*ckpt_argv(), "--store", str(store_dir)]
+def _auto(ckpt: list[str], store_dir: Path, samples: int, commit: Any, out: dict[str, Any]) -> None:
+    """Time ``samples`` commits with ``[serve] auto`` on; record how many were served.
+
+    ``ckpt`` is the command with its ``--store``.
+    """
     socket_file = store_dir / "serve.sock"
     deadline = time.monotonic() + 30
     while socket_file.exists() and time.monotonic() < deadline:

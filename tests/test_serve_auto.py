@@ -116,6 +116,12 @@ def test_a_held_lock_means_a_server_is_starting(auto_store: Path) -> None:
         assert refused.stderr.count(b"\n") == 1
         assert b"a server is starting for it" in refused.stderr
         assert not (auto_store / wire.SOCKET_NAME).exists()
+        detached = ckpt("--store", str(auto_store), "serve", "--detach")
+        assert detached.returncode == 1
+        assert detached.stderr.count(b"\n") == 1
+        assert b"the server did not start; see " in detached.stderr
+        assert b"a server is starting for it" in (auto_store / wire.LOG_NAME).read_bytes()
+        (auto_store / wire.LOG_NAME).unlink()  # what --detach wrote; the commit writes none
         done = ckpt("--store", str(auto_store), "commit", "--var", "a", "1")
         assert done.returncode == 0, done.stderr
         assert not (auto_store / wire.LOG_NAME).exists()  # the commit started none

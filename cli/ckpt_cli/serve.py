@@ -25,14 +25,12 @@ removing its socket. It holds ``serve.lock`` while it runs, so two started at on
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import importlib
 import io
 import os
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import time
 import traceback
@@ -342,34 +340,29 @@ def serve_forever(store: Path, *, idle: float) -> None:
 def _lock(store: Path) -> int:
     """Take ``serve.lock`` for this process's life: the descriptor, which keeps it."""
     try:
-        fd = os.open(store / wire.LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = wire.take_lock(str(store))
     except OSError as err:
         raise ServeFailed(store, f"cannot open {wire.LOCK_NAME}: {err.strerror or err}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise ServeFailed(store, "a server is starting for it") from None
+    if fd is None:
+        raise ServeFailed(store, "a server is starting for it")
     return fd
 
 
 def _detach(store: Path, idle: float) -> int:
     """Start a server in the background; its pid once it answers."""
-    log = open(store / wire.LOG_NAME, "ab")  # noqa: SIM115 - the child keeps it
-    with log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "ckpt_cli", "--store", str(store), "serve", "--idle", str(idle)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        )  # fmt: skip
+    try:
+        child = wire.start_server(str(store), idle)
+    except (OSError, NotImplementedError) as err:
+        raise ServeFailed(store, f"cannot start a server: {err}") from None
     deadline = time.monotonic() + _READY_TIMEOUT
     while time.monotonic() < deadline:
         pong = _ask(store, [b"ping"], timeout=1.0)
         if pong is not None and pong[0] == b"pong":
             return int(pong[1])
-        if child.poll() is not None:
-            break
+        if os.waitpid(child, os.WNOHANG) != (0, 0):
+            break  # it exited: its reason is in the log
         time.sleep(0.02)
-    raise ServeFailed(store, f"the server did not start; see {store / 'serve.log'}")
+    raise ServeFailed(store, f"the server did not start; see {store / wire.LOG_NAME}")
 
 
 def _status(store: Path) -> dict[str, int] | None:

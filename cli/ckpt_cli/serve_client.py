@@ -4,7 +4,8 @@ Of a fresh ``ckpt commit``'s ~70 ms, about 50 go to starting Python and importin
 ckptstore, sqlite3, zstandard and the rest; the commit itself takes ~15. A server
 started once per store (``ckpt serve``, :mod:`ckpt_cli.serve`) has all that loaded, so
 :func:`ckpt_cli.main` first offers ``commit`` and ``now`` to it through a Unix socket in
-the store directory. This module imports only ``io``, ``os``, ``sys`` and ``_socket``.
+the store directory. This module imports only ``io``, ``os``, ``sys`` and ``_socket``
+(and ``fcntl`` for the lock, when a server is started).
 
 The server runs the command exactly as this process would (same argument list,
 working directory, environment and standard input) and sends back the exit code and
@@ -231,30 +232,45 @@ def forward(argv: Sequence[str]) -> tuple[int | None, bool]:
     return code, False
 
 
-def server_starting(store: str) -> bool:
-    """Whether a server holds the store's lock: it runs, or is starting up."""
+def take_lock(store: str) -> int | None:
+    """Take the store's ``serve.lock``: the descriptor that holds it, or None if taken.
+
+    Closing the descriptor (or exiting) drops it.
+
+    Raises:
+        OSError: the lock file cannot be opened.
+    """
     import fcntl
 
-    try:
-        fd = os.open(os.path.join(store, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        return False
+    fd = os.open(os.path.join(store, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def server_starting(store: str) -> bool:
+    """Whether a server holds the store's lock: it runs, or is starting up."""
+    try:
+        fd = take_lock(store)
+    except OSError:
+        return False
+    if fd is None:
         return True
-    finally:
-        os.close(fd)  # closing drops the lock if it was taken
+    os.close(fd)
     return False
 
 
-def start_server(store: str) -> None:
-    """Start ``ckpt serve`` for ``store`` in the background, without waiting for it.
+def start_server(store: str, idle: float | None = None) -> int:
+    """Start ``ckpt serve`` for ``store`` in the background; its pid, without waiting.
 
     The child gets a session of its own and only /dev/null and ``serve.log`` as its
     standard streams: a hook that reads this process's output must not wait for the
     server to exit. Two commits may both start one; the second server finds the lock
-    taken and exits (its line lands in ``serve.log``).
+    taken and exits (its line lands in ``serve.log``). ``idle``: its ``--idle`` (None:
+    the store's ``[serve] idle``, else the default).
 
     Raises:
         OSError: the process could not be started.
@@ -264,7 +280,9 @@ def start_server(store: str) -> None:
         raise OSError("this platform cannot start it (no posix_spawn)")
     log = os.path.join(store, LOG_NAME)
     argv = [sys.executable, "-m", "ckpt_cli", "--store", store, "serve"]
-    os.posix_spawn(
+    if idle is not None:
+        argv += ["--idle", str(idle)]
+    return os.posix_spawn(
         sys.executable,
         argv,
         os.environ,
